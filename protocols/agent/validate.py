@@ -1,0 +1,583 @@
+"""Structural validator (SPEC 2.2): FULL, PARTIAL or INVALID, with every problem named.
+
+``validate(tree)`` classifies a decoded agent and, unless it is INVALID, builds the typed
+:class:`~protocols.agent.schema.Agent`. It decides structure only (types, keys, lengths,
+lineage links), never policy, and is a pure function of the tree: every node gets the same
+answer. Rules:
+
+- exactly the six fields; any other top-level key is INVALID;
+- ``intent``, ``context``, ``memory`` or ``mutation_descriptor`` missing or null: PARTIAL
+  (may be forwarded, never executed);
+- ``policy_ref`` or ``lineage`` missing or null: INVALID (nothing can vouch for the agent);
+- inside a field every key is required, no other key is allowed, every value has its type;
+- the lineage replays from genesis and the head's zone is the context's zone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from protocols.agent import lineage as lineage_mod
+from protocols.agent.schema import (
+    DIGEST_LEN,
+    FIELDS,
+    GENESIS_PREV,
+    KEY_LEN,
+    MAX_AGENT_BYTES,
+    MUTABLE_FIELDS,
+    SIGNATURE_LEN,
+    AccessAction,
+    AccessRecord,
+    Agent,
+    Constraints,
+    Context,
+    DelegationPathway,
+    Handle,
+    Intent,
+    LedgerEvent,
+    LedgerKind,
+    Lineage,
+    LineageEntry,
+    Memory,
+    MutationClass,
+    MutationDescriptor,
+    PolicyRef,
+    PropagationLimits,
+    Value,
+    canonical_key,
+)
+from protocols.codec import MAX_DEPTH, decode
+from protocols.errors import DecodeError, LineageError
+from protocols.types import ValidationStatus
+
+MAX_LIST: Final = 1024
+"""Cap on every list inside an agent (ledger, access log, lineage entries, ...)."""
+MAX_POLICY_REFS: Final = 16
+MAX_TEXT: Final = 256
+MAX_UINT: Final = (1 << 63) - 1
+
+_VERB_RE: Final = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+
+# Key tuples are in canonical order: a decoded canonical map matches one exactly.
+_K_ACCESS: Final = ("actor", "epoch", "action", "outcome")
+_K_INTENT: Final = ("args", "verb")
+_K_LEDGER_EVENT: Final = ("data", "kind", "epoch")
+_K_LINEAGE: Final = ("entries",)
+_K_HANDLE: Final = ("kind", "size", "digest")
+_K_MEMORY: Final = ("ledger", "handles", "access_log")
+_K_DESCRIPTOR: Final = ("limits", "mutable", "delegation")
+_K_LIMITS: Final = ("max_zones", "max_migrations", "max_delegation_depth")
+_K_CONTEXT: Final = ("nest", "role", "zone", "principal", "constraints")
+_K_CONSTRAINTS: Final = ("not_after_epoch", "not_before_epoch")
+_K_PATHWAY: Final = ("role", "verbs", "max_depth")
+_K_POLICY_REF: Final = ("signer", "contract", "signature")
+_K_ENTRY: Final = ("link", "prev", "type", "zone", "epoch", "payload_digest")
+_CANON_FIELDS: Final = (
+    "intent",
+    "memory",
+    "context",
+    "lineage",
+    "policy_ref",
+    "mutation_descriptor",
+)
+
+PARTIAL_CODES: Final = frozenset({"missing", "null"})
+"""Problem codes that make an agent PARTIAL rather than INVALID."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an agent: where (field path or ``@offset``), a code, and why."""
+
+    path: str
+    code: str
+    message: str
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """Result of structural validation; ``agent`` is None exactly when INVALID."""
+
+    status: ValidationStatus
+    problems: tuple[Problem, ...]
+    agent: Agent | None
+
+    @property
+    def executable(self) -> bool:
+        return self.status is ValidationStatus.FULL
+
+
+class _Collector:
+    """Accumulates problems while a tree is walked."""
+
+    __slots__ = ("ordered", "problems")
+
+    def __init__(self, *, ordered: bool) -> None:
+        self.problems: list[Problem] = []
+        self.ordered = ordered
+
+    def add(self, path: str, code: str, message: str) -> None:
+        self.problems.append(Problem(path, code, message))
+
+
+_T = TypeVar("_T")
+_Bad = object()
+
+
+def validate_bytes(data: bytes) -> Validation:
+    """Decode canonical agent bytes (size and depth capped) and validate them."""
+    try:
+        tree = decode(data, max_bytes=MAX_AGENT_BYTES, max_depth=MAX_DEPTH, key_order_checked=True)
+    except DecodeError as exc:
+        problem = Problem(exc.where, "decode", exc.message)
+        return Validation(ValidationStatus.INVALID, (problem,), None)
+    return _validate(tree, ordered=True)
+
+
+def validate(tree: Any) -> Validation:
+    """Classify a decoded agent tree and build the typed Agent unless it is INVALID."""
+    return _validate(tree, ordered=False)
+
+
+def _validate(tree: Any, *, ordered: bool) -> Validation:
+    """``ordered``: the tree came from bytes, so map key order is part of canonical form."""
+    out = _Collector(ordered=ordered)
+    if not isinstance(tree, dict):
+        out.add("$", "type", f"agent must be a map, got {_kind(tree)}")
+        return Validation(ValidationStatus.INVALID, tuple(out.problems), None)
+    for key in sorted(k for k in tree if k not in FIELDS or not isinstance(k, str)):
+        out.add(str(key), "unknown-key", "not one of the six agent fields")
+    if ordered and list(tree) != [k for k in _CANON_FIELDS if k in tree] and not out.problems:
+        out.add("$", "canonical", "top-level keys not in canonical order")
+
+    intent = _field(tree, "intent", out, _intent, required=False)
+    context = _field(tree, "context", out, _context, required=False)
+    memory = _field(tree, "memory", out, _memory, required=False)
+    policy_ref = _field(tree, "policy_ref", out, _policy_refs, required=True)
+    descriptor = _field(tree, "mutation_descriptor", out, _descriptor, required=False)
+    lineage = _field(tree, "lineage", out, _lineage, required=True)
+
+    if isinstance(lineage, Lineage) and isinstance(context, Context) and lineage.entries:
+        head_zone = lineage.entries[-1].zone
+        if head_zone != context.zone:
+            out.add(
+                "context.zone",
+                "incoherent",
+                f"zone {context.zone!r} differs from the lineage head's zone {head_zone!r}",
+            )
+
+    problems = tuple(out.problems)
+    if any(p.code not in PARTIAL_CODES for p in problems):
+        return Validation(ValidationStatus.INVALID, problems, None)
+    agent = Agent(
+        intent=intent if isinstance(intent, Intent) else None,
+        context=context if isinstance(context, Context) else None,
+        memory=memory if isinstance(memory, Memory) else None,
+        policy_ref=policy_ref if isinstance(policy_ref, tuple) else None,
+        mutation_descriptor=descriptor if isinstance(descriptor, MutationDescriptor) else None,
+        lineage=lineage if isinstance(lineage, Lineage) else None,
+    )
+    status = ValidationStatus.PARTIAL if problems else ValidationStatus.FULL
+    return Validation(status, problems, agent)
+
+
+# -- field parsers: each returns the typed value, or _Bad after recording problems ----------
+
+
+def _field(
+    tree: dict[Any, Any],
+    name: str,
+    out: _Collector,
+    parse: Callable[[Any, str, _Collector], Any],
+    *,
+    required: bool,
+) -> Any:
+    code = "missing" if name not in tree else "null" if tree[name] is None else ""
+    if code:
+        if required:
+            out.add(name, "required", f"{name} is {code}; it is required")
+        else:
+            out.add(name, code, f"{name} is {code} (agent is PARTIAL)")
+        return None
+    return parse(tree[name], name, out)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    return {
+        dict: "map",
+        list: "array",
+        str: "text",
+        bytes: "bytes",
+        int: "integer",
+        float: "float",
+    }.get(type(value), type(value).__name__)
+
+
+def _map(value: Any, path: str, keys: tuple[str, ...], out: _Collector) -> dict[str, Any] | None:
+    """Check ``value`` is a map with exactly ``keys``; record every extra or missing key.
+
+    ``keys`` is in canonical order, so one tuple comparison accepts a canonical map.
+    """
+    if type(value) is dict and tuple(value) == keys:
+        return value
+    if not isinstance(value, dict):
+        out.add(path, "type", f"expected map, got {_kind(value)}")
+        return None
+    ok = True
+    for key in sorted(str(k) for k in value if k not in keys):
+        out.add(f"{path}.{key}", "unknown-key", "key not allowed here")
+        ok = False
+    for key in keys:
+        if key not in value:
+            out.add(f"{path}.{key}", "missing-key", "required key is missing")
+            ok = False
+    if ok and out.ordered:
+        out.add(path, "canonical", "map keys not in canonical order")
+        ok = False
+    return value if ok else None
+
+
+def _uint(value: Any, path: str, out: _Collector) -> int | None:
+    if type(value) is not int:
+        out.add(path, "type", f"expected unsigned integer, got {_kind(value)}")
+        return None
+    if not 0 <= value <= MAX_UINT:
+        out.add(path, "range", f"{value} is outside 0..2^63-1")
+        return None
+    return value
+
+
+def _text(
+    value: Any,
+    path: str,
+    out: _Collector,
+    pattern: re.Pattern[str] | None = None,
+    *,
+    allow_empty: bool = False,
+) -> str | None:
+    if type(value) is not str:
+        out.add(path, "type", f"expected text, got {_kind(value)}")
+        return None
+    if len(value) > MAX_TEXT:
+        out.add(path, "length", f"text of {len(value)} characters, over {MAX_TEXT}")
+        return None
+    if not value and not allow_empty:
+        out.add(path, "empty", "must not be empty")
+        return None
+    if value and pattern is not None and pattern.fullmatch(value) is None:
+        out.add(path, "format", f"{value!r} does not match {pattern.pattern}")
+        return None
+    return value
+
+
+def _bytes(value: Any, path: str, out: _Collector, lengths: tuple[int, ...]) -> bytes | None:
+    if type(value) is not bytes:
+        out.add(path, "type", f"expected bytes, got {_kind(value)}")
+        return None
+    if len(value) not in lengths:
+        want = " or ".join(str(n) for n in lengths)
+        out.add(path, "length", f"{len(value)} bytes, expected {want}")
+        return None
+    return value
+
+
+def _enum(value: Any, path: str, out: _Collector, enum_type: type[_T]) -> _T | None:
+    if type(value) is not str:
+        out.add(path, "type", f"expected text, got {_kind(value)}")
+        return None
+    try:
+        return enum_type(value)  # type: ignore[call-arg]
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum_type)  # type: ignore[attr-defined]
+        out.add(path, "enum", f"{value!r} is not one of {allowed}")
+        return None
+
+
+def _list(
+    value: Any, path: str, out: _Collector, *, max_len: int = MAX_LIST, non_empty: bool = False
+) -> list[Any] | None:
+    if type(value) is not list:
+        out.add(path, "type", f"expected array, got {_kind(value)}")
+        return None
+    if len(value) > max_len:
+        out.add(path, "length", f"{len(value)} items, over {max_len}")
+        return None
+    if non_empty and not value:
+        out.add(path, "empty", "must not be empty")
+        return None
+    return value
+
+
+def _value(value: Any, path: str, out: _Collector) -> bool:
+    """Check a free-form Value tree: no floats, no tags, text map keys (iterative)."""
+    ok = True
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        kind = type(item)
+        if item is None or kind in (bool, str, bytes):
+            continue
+        if kind is int:
+            if not -(1 << 64) <= item < (1 << 64):
+                out.add(where, "range", "integer outside the 64-bit CBOR range")
+                ok = False
+        elif kind is list:
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+        elif kind is dict:
+            keys = list(item)
+            if (
+                out.ordered
+                and all(type(k) is str for k in keys)
+                and keys != sorted(keys, key=canonical_key)
+            ):
+                out.add(where, "canonical", "map keys not in canonical order")
+                ok = False
+            for k, v in item.items():
+                if type(k) is not str:
+                    out.add(where, "type", f"map key must be text, got {_kind(k)}")
+                    ok = False
+                else:
+                    stack.append((v, f"{where}.{k}"))
+        else:
+            out.add(where, "type", f"{_kind(item)} is not allowed in agent data")
+            ok = False
+    return ok
+
+
+def _value_map(value: Any, path: str, out: _Collector) -> dict[str, Value] | None:
+    if not isinstance(value, dict):
+        out.add(path, "type", f"expected map, got {_kind(value)}")
+        return None
+    return value if _value(value, path, out) else None
+
+
+def _intent(value: Any, path: str, out: _Collector) -> Intent | object:
+    m = _map(value, path, _K_INTENT, out)
+    if m is None:
+        return _Bad
+    verb = _text(m["verb"], f"{path}.verb", out, _VERB_RE)
+    args = _value_map(m["args"], f"{path}.args", out)
+    if verb is None or args is None:
+        return _Bad
+    return Intent(verb=verb, args=args)
+
+
+def _context(value: Any, path: str, out: _Collector) -> Context | object:
+    m = _map(value, path, _K_CONTEXT, out)
+    if m is None:
+        return _Bad
+    zone = _text(m["zone"], f"{path}.zone", out, _NAME_RE)
+    nest = _text(m["nest"], f"{path}.nest", out, _NAME_RE)
+    role = _text(m["role"], f"{path}.role", out, _NAME_RE)
+    principal = _text(m["principal"], f"{path}.principal", out, allow_empty=True)
+    cpath = f"{path}.constraints"
+    c = _map(m["constraints"], cpath, _K_CONSTRAINTS, out)
+    constraints = None
+    if c is not None:
+        nb = _uint(c["not_before_epoch"], f"{cpath}.not_before_epoch", out)
+        na = _uint(c["not_after_epoch"], f"{cpath}.not_after_epoch", out)
+        if nb is not None and na is not None:
+            if na and na < nb:
+                out.add(
+                    f"{cpath}.not_after_epoch",
+                    "range",
+                    f"not_after_epoch {na} is before not_before_epoch {nb}",
+                )
+            else:
+                constraints = Constraints(not_before_epoch=nb, not_after_epoch=na)
+    if zone is None or nest is None or role is None or principal is None or constraints is None:
+        return _Bad
+    return Context(zone=zone, nest=nest, role=role, principal=principal, constraints=constraints)
+
+
+def _memory(value: Any, path: str, out: _Collector) -> Memory | object:
+    m = _map(value, path, _K_MEMORY, out)
+    if m is None:
+        return _Bad
+    ledger: list[LedgerEvent] = []
+    access: list[AccessRecord] = []
+    handles: list[Handle] = []
+    ok = True
+    items = _list(m["ledger"], f"{path}.ledger", out)
+    ok &= items is not None
+    for i, item in enumerate(items or ()):
+        p = f"{path}.ledger[{i}]"
+        e = _map(item, p, _K_LEDGER_EVENT, out)
+        if e is None:
+            ok = False
+            continue
+        epoch = _uint(e["epoch"], f"{p}.epoch", out)
+        kind = _enum(e["kind"], f"{p}.kind", out, LedgerKind)
+        data = _value_map(e["data"], f"{p}.data", out)
+        if epoch is None or kind is None or data is None:
+            ok = False
+            continue
+        ledger.append(LedgerEvent(epoch=epoch, kind=kind, data=data))
+    items = _list(m["access_log"], f"{path}.access_log", out)
+    ok &= items is not None
+    for i, item in enumerate(items or ()):
+        p = f"{path}.access_log[{i}]"
+        a = _map(item, p, _K_ACCESS, out)
+        if a is None:
+            ok = False
+            continue
+        epoch = _uint(a["epoch"], f"{p}.epoch", out)
+        actor = _text(a["actor"], f"{p}.actor", out)
+        action = _enum(a["action"], f"{p}.action", out, AccessAction)
+        outcome = _text(a["outcome"], f"{p}.outcome", out, allow_empty=True)
+        if epoch is None or actor is None or action is None or outcome is None:
+            ok = False
+            continue
+        access.append(AccessRecord(epoch=epoch, actor=actor, action=action, outcome=outcome))
+    items = _list(m["handles"], f"{path}.handles", out)
+    ok &= items is not None
+    for i, item in enumerate(items or ()):
+        p = f"{path}.handles[{i}]"
+        h = _map(item, p, _K_HANDLE, out)
+        if h is None:
+            ok = False
+            continue
+        kind_s = _text(h["kind"], f"{p}.kind", out, _NAME_RE)
+        digest = _bytes(h["digest"], f"{p}.digest", out, (DIGEST_LEN,))
+        size = _uint(h["size"], f"{p}.size", out)
+        if kind_s is None or digest is None or size is None:
+            ok = False
+            continue
+        handles.append(Handle(kind=kind_s, digest=digest, size=size))
+    if not ok:
+        return _Bad
+    return Memory(ledger=tuple(ledger), access_log=tuple(access), handles=tuple(handles))
+
+
+def _policy_refs(value: Any, path: str, out: _Collector) -> tuple[PolicyRef, ...] | object:
+    items = _list(value, path, out, max_len=MAX_POLICY_REFS, non_empty=True)
+    if items is None:
+        return _Bad
+    refs: list[PolicyRef] = []
+    ok = True
+    for i, item in enumerate(items):
+        p = f"{path}[{i}]"
+        r = _map(item, p, _K_POLICY_REF, out)
+        if r is None:
+            ok = False
+            continue
+        contract = _bytes(r["contract"], f"{p}.contract", out, (DIGEST_LEN,))
+        signer = _bytes(r["signer"], f"{p}.signer", out, (KEY_LEN,))
+        signature = _bytes(r["signature"], f"{p}.signature", out, (SIGNATURE_LEN,))
+        if contract is None or signer is None or signature is None:
+            ok = False
+            continue
+        refs.append(PolicyRef(contract=contract, signer=signer, signature=signature))
+    return tuple(refs) if ok else _Bad
+
+
+def _descriptor(value: Any, path: str, out: _Collector) -> MutationDescriptor | object:
+    m = _map(value, path, _K_DESCRIPTOR, out)
+    if m is None:
+        return _Bad
+    ok = True
+    mutable: list[str] = []
+    items = _list(m["mutable"], f"{path}.mutable", out, max_len=len(MUTABLE_FIELDS))
+    ok &= items is not None
+    for i, item in enumerate(items or ()):
+        p = f"{path}.mutable[{i}]"
+        name = _text(item, p, out)
+        if name is None:
+            ok = False
+        elif name not in MUTABLE_FIELDS:
+            out.add(p, "enum", f"{name!r} is not one of {', '.join(sorted(MUTABLE_FIELDS))}")
+            ok = False
+        elif name in mutable:
+            out.add(p, "duplicate", f"{name!r} listed twice")
+            ok = False
+        else:
+            mutable.append(name)
+    pathways: list[DelegationPathway] = []
+    items = _list(m["delegation"], f"{path}.delegation", out)
+    ok &= items is not None
+    for i, item in enumerate(items or ()):
+        p = f"{path}.delegation[{i}]"
+        d = _map(item, p, _K_PATHWAY, out)
+        if d is None:
+            ok = False
+            continue
+        role = _text(d["role"], f"{p}.role", out, _NAME_RE)
+        verbs_raw = _list(d["verbs"], f"{p}.verbs", out)
+        verbs = [_text(v, f"{p}.verbs[{j}]", out, _VERB_RE) for j, v in enumerate(verbs_raw or ())]
+        depth = _uint(d["max_depth"], f"{p}.max_depth", out)
+        if role is None or verbs_raw is None or depth is None or None in verbs:
+            ok = False
+            continue
+        pathways.append(
+            DelegationPathway(role=role, verbs=tuple(v for v in verbs if v), max_depth=depth)
+        )
+    lpath = f"{path}.limits"
+    lim = _map(m["limits"], lpath, _K_LIMITS, out)
+    limits = None
+    if lim is not None:
+        mm = _uint(lim["max_migrations"], f"{lpath}.max_migrations", out)
+        mz = _uint(lim["max_zones"], f"{lpath}.max_zones", out)
+        md = _uint(lim["max_delegation_depth"], f"{lpath}.max_delegation_depth", out)
+        if mm is not None and mz is not None and md is not None:
+            limits = PropagationLimits(max_migrations=mm, max_zones=mz, max_delegation_depth=md)
+    if not ok or limits is None:
+        return _Bad
+    return MutationDescriptor(mutable=tuple(mutable), delegation=tuple(pathways), limits=limits)
+
+
+def _lineage(value: Any, path: str, out: _Collector) -> Lineage | object:
+    m = _map(value, path, _K_LINEAGE, out)
+    if m is None:
+        return _Bad
+    epath = f"{path}.entries"
+    items = _list(m["entries"], epath, out, non_empty=True)
+    if items is None:
+        return _Bad
+    entries: list[LineageEntry] = []
+    ok = True
+    for i, item in enumerate(items):
+        p = f"{epath}[{i}]"
+        e = _map(item, p, _K_ENTRY, out)
+        if e is None:
+            ok = False
+            continue
+        prev = _bytes(e["prev"], f"{p}.prev", out, (DIGEST_LEN,))
+        kind = _enum(e["type"], f"{p}.type", out, MutationClass)
+        digest = _bytes(e["payload_digest"], f"{p}.payload_digest", out, (DIGEST_LEN,))
+        epoch = _uint(e["epoch"], f"{p}.epoch", out)
+        zone = _text(e["zone"], f"{p}.zone", out, _NAME_RE)
+        link = _bytes(e["link"], f"{p}.link", out, (0, DIGEST_LEN))
+        if (
+            prev is None
+            or kind is None
+            or digest is None
+            or epoch is None
+            or zone is None
+            or link is None
+        ):
+            ok = False
+            continue
+        entries.append(
+            LineageEntry(
+                prev=prev, type=kind, payload_digest=digest, epoch=epoch, zone=zone, link=link
+            )
+        )
+    if not ok:
+        return _Bad
+    try:
+        lineage_mod.replay(entries, base=GENESIS_PREV, path=epath)
+    except LineageError as exc:
+        out.add(exc.where, "lineage", exc.message)
+        return _Bad
+    return Lineage(entries=tuple(entries))

@@ -132,7 +132,35 @@ def decode(
         raise diagnose(data, max_depth=max_depth, fallback=str(exc)) from None
     if again != data:
         raise diagnose(data, max_depth=max_depth, fallback=_first_difference(data, again))
+    if not key_order_checked and not _plain(obj):
+        raise diagnose(data, max_depth=max_depth, fallback="value of a type CBOR data may not hold")
     return obj
+
+
+_PLAIN_SCALARS: Final = (bool, int, str, bytes)
+
+
+def _plain(obj: Any) -> bool:
+    """True when the tree holds only null/bool/int/text/bytes/arrays/text-keyed maps.
+
+    Floats and simple values survive a canonical round trip, so they are refused here. The
+    agent validator does the same check itself while walking its schema, so the agent path
+    skips this walk (``key_order_checked=True``).
+    """
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if item is None or type(item) in _PLAIN_SCALARS:
+            continue
+        if type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            if any(type(k) is not str for k in item):
+                return False
+            stack.extend(item.values())
+        else:
+            return False
+    return True
 
 
 def _first_difference(data: bytes, again: bytes) -> str:
@@ -146,107 +174,142 @@ def _first_difference(data: bytes, again: bytes) -> str:
 def diagnose(data: bytes, *, max_depth: int = MAX_DEPTH, fallback: str = "") -> DecodeError:
     """Walk ``data`` item by item and return a DecodeError for the first rule it breaks.
 
-    Iterative (no recursion), linear in the input, and bounded by its length: every count is
-    checked against the bytes that remain before it is trusted.
+    The error names the byte offset and, where the bytes got that far, the field path (e.g.
+    ``intent.args.ratio``). Iterative (no recursion), linear in the input, and bounded by its
+    length: every count is checked against the bytes that remain before it is trusted.
     """
-    problem = _scan(data, max_depth)
+    problem = _Scanner(data, max_depth).run()
     if problem is not None:
-        offset, message = problem
-        return DecodeError(message, offset=offset)
+        offset, path, message = problem
+        return DecodeError(f"{message} (byte {offset})", path=path, offset=offset)
     # cbor2 refused but the scan found nothing: report cbor2's reason at the start.
     return DecodeError(fallback or "not canonical CBOR", offset=0)
 
 
-def _scan(data: bytes, max_depth: int) -> tuple[int, str] | None:
-    n = len(data)
-    pos = 0
-    # Stack frames: [remaining_items, is_map, expecting_key, previous_key_bytes]
-    stack: list[list[Any]] = []
-    done_top = False
-    while True:
-        if stack and stack[-1][0] == 0:
-            stack.pop()
-            if not stack:
-                done_top = True
-            continue
-        if done_top or (not stack and pos > 0):
-            break
-        if pos >= n:
-            return pos, "unexpected end of input (truncated)"
-        start = pos
-        ib = data[pos]
-        major, ai = ib >> 5, ib & 0x1F
-        pos += 1
-        if ai >= 28:
-            if ai == 31:
-                if major == 7:
-                    return start, "break byte outside an indefinite-length item"
-                return start, "indefinite-length item not allowed"
-            return start, f"reserved additional information {ai}"
-        if ai < 24:
-            arg = ai
-        else:
-            size = 1 << (ai - 24)
-            if pos + size > n:
-                return start, "unexpected end of input inside an item header (truncated)"
-            arg = int.from_bytes(data[pos : pos + size], "big")
-            pos += size
-            if major != 7 and (arg < 24 if size == 1 else arg < (1 << (4 * size))):
-                return start, "integer or length not in shortest form (not canonical)"
-        frame = stack[-1] if stack else None
-        is_key = frame is not None and frame[1] and frame[2]
-        if is_key and major != 3:
-            return start, "map key is not a text string"
-        if major in (0, 1):
-            pass
-        elif major in (2, 3):
-            if arg > n - pos:
-                return start, f"length {arg} exceeds the {n - pos} bytes that remain"
-            chunk = data[pos : pos + arg]
-            pos += arg
-            if major == 3:
-                try:
-                    chunk.decode("utf-8")
-                except UnicodeDecodeError:
-                    return start, "text string is not valid UTF-8"
-            if is_key and frame is not None:
-                key = data[start:pos]
-                prev = frame[3]
-                if prev is not None:
-                    if key == prev:
-                        return start, f"duplicate map key {chunk.decode('utf-8')!r}"
-                    if (len(key), key) < (len(prev), prev):
-                        return start, "map keys not in canonical order"
-                frame[3] = key
-        elif major in (4, 5):
-            items = arg * 2 if major == 5 else arg
-            if items > n - pos:
-                return start, f"count {arg} exceeds the {n - pos} bytes that remain"
-            if len(stack) + 1 > max_depth:
-                return start, f"nesting deeper than {max_depth} containers"
-            if frame is not None:
-                _consume(frame)
-            stack.append([items, major == 5, True, None])
-            if items == 0:
+class _Frame:
+    """An open array or map while scanning."""
+
+    __slots__ = ("index", "is_map", "key", "prev_key", "remaining")
+
+    def __init__(self, items: int, is_map: bool) -> None:
+        self.remaining = items  # items still to read (a map counts keys and values)
+        self.is_map = is_map
+        self.index = 0  # array index of the next item
+        self.key: str | None = None  # map key whose value is being read
+        self.prev_key: bytes | None = None  # encoded previous key, for order checks
+
+    @property
+    def at_key(self) -> bool:
+        return self.is_map and self.remaining % 2 == 0
+
+    def consume(self) -> None:
+        self.remaining -= 1
+        if not self.is_map:
+            self.index += 1
+
+
+class _Scanner:
+    """Pure-Python CBOR walker used only to explain a refusal."""
+
+    def __init__(self, data: bytes, max_depth: int) -> None:
+        self.data = data
+        self.max_depth = max_depth
+        self.stack: list[_Frame] = []
+
+    def path(self) -> str:
+        parts: list[str] = []
+        for frame in self.stack:
+            if frame.is_map:
+                if frame.at_key or frame.key is None:
+                    break
+                parts.append(("." if parts else "") + frame.key)
+            else:
+                parts.append(f"[{frame.index}]")
+        return "".join(parts)
+
+    def run(self) -> tuple[int, str, str] | None:
+        data, n, stack = self.data, len(self.data), self.stack
+        pos = 0
+        while True:
+            while stack and stack[-1].remaining == 0:
+                stack.pop()
+                if stack:
+                    self._finish_value()
+            if not stack and pos > 0:
+                break
+            if pos >= n:
+                return pos, self.path(), "unexpected end of input (truncated)"
+            start = pos
+            ib = data[pos]
+            major, ai = ib >> 5, ib & 0x1F
+            pos += 1
+            if ai >= 28:
+                if ai == 31:
+                    what = (
+                        "break byte outside an indefinite-length item"
+                        if major == 7
+                        else "indefinite-length item not allowed"
+                    )
+                    return start, self.path(), what
+                return start, self.path(), f"reserved additional information {ai}"
+            if ai < 24:
+                arg = ai
+            else:
+                size = 1 << (ai - 24)
+                if pos + size > n:
+                    return start, self.path(), "unexpected end of input in an item header"
+                arg = int.from_bytes(data[pos : pos + size], "big")
+                pos += size
+                if major != 7 and (arg < 24 if size == 1 else arg < (1 << (4 * size))):
+                    return start, self.path(), "integer or length not in shortest form"
+            frame = stack[-1] if stack else None
+            is_key = frame is not None and frame.at_key
+            if is_key and major != 3:
+                return start, self.path(), "map key is not a text string"
+            if major in (2, 3):
+                if arg > n - pos:
+                    return start, self.path(), f"length {arg} exceeds the {n - pos} bytes left"
+                chunk = data[pos : pos + arg]
+                pos += arg
+                text = ""
+                if major == 3:
+                    try:
+                        text = chunk.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return start, self.path(), "text string is not valid UTF-8"
+                if is_key and frame is not None:
+                    key, prev = data[start:pos], frame.prev_key
+                    if prev is not None and key == prev:
+                        return start, self.path(), f"duplicate map key {text!r}"
+                    if prev is not None and (len(key), key) < (len(prev), prev):
+                        return start, self.path(), f"map key {text!r} not in canonical order"
+                    frame.prev_key = key
+                    frame.key = text
+                    frame.consume()
+                    continue
+            elif major in (4, 5):
+                items = arg * 2 if major == 5 else arg
+                if items > n - pos:
+                    return start, self.path(), f"count {arg} exceeds the {n - pos} bytes left"
+                if len(stack) + 1 > self.max_depth:
+                    return start, self.path(), f"nesting deeper than {self.max_depth} containers"
+                stack.append(_Frame(items, major == 5))
                 continue
-            continue
-        elif major == 6:
-            return start, f"tag {arg} not allowed"
-        else:  # major 7
-            if ai in (25, 26, 27):
-                return start, "floating-point value not allowed"
-            if ai not in (20, 21, 22):
-                return start, f"simple value {arg} not allowed"
-        if frame is None:
-            done_top = True
-        else:
-            _consume(frame)
-    if pos != n:
-        return pos, f"trailing bytes after the top-level item at offset {pos}"
-    return None
+            elif major == 6:
+                return start, self.path(), f"tag {arg} not allowed"
+            elif major == 7:
+                if ai in (25, 26, 27):
+                    return start, self.path(), "floating-point value not allowed"
+                if ai not in (20, 21, 22):
+                    return start, self.path(), f"simple value {arg} not allowed"
+            if frame is None:
+                break
+            self._finish_value()
+        if pos != n:
+            return pos, "", "trailing bytes after the top-level item"
+        return None
 
-
-def _consume(frame: list[Any]) -> None:
-    frame[0] -= 1
-    if frame[1]:
-        frame[2] = not frame[2]
+    def _finish_value(self) -> None:
+        """A value (scalar or completed container) was read in the innermost open frame."""
+        frame = self.stack[-1]
+        frame.consume()

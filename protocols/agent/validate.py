@@ -49,7 +49,7 @@ from protocols.agent.schema import (
     Value,
     canonical_key,
 )
-from protocols.codec import MAX_DEPTH, decode
+from protocols.codec import MAX_DEPTH, decode, diagnose
 from protocols.errors import DecodeError, LineageError
 from protocols.types import ValidationStatus
 
@@ -127,6 +127,10 @@ class _Collector:
         self.problems.append(Problem(path, code, message))
 
 
+class _NotCanonical(Exception):
+    """A map of bytes input has its keys out of canonical order; the bytes are re-diagnosed."""
+
+
 _T = TypeVar("_T")
 _Bad = object()
 
@@ -136,9 +140,16 @@ def validate_bytes(data: bytes) -> Validation:
     try:
         tree = decode(data, max_bytes=MAX_AGENT_BYTES, max_depth=MAX_DEPTH, key_order_checked=True)
     except DecodeError as exc:
-        problem = Problem(exc.where, "decode", exc.message)
-        return Validation(ValidationStatus.INVALID, (problem,), None)
-    return _validate(tree, ordered=True)
+        return _decode_failure(exc)
+    try:
+        return _validate(tree, ordered=True)
+    except _NotCanonical:
+        return _decode_failure(diagnose(data, fallback="map keys not in canonical order"))
+
+
+def _decode_failure(exc: DecodeError) -> Validation:
+    problem = Problem(exc.where, "decode", exc.message)
+    return Validation(ValidationStatus.INVALID, (problem,), None)
 
 
 def validate(tree: Any) -> Validation:
@@ -155,7 +166,7 @@ def _validate(tree: Any, *, ordered: bool) -> Validation:
     for key in sorted(k for k in tree if k not in FIELDS or not isinstance(k, str)):
         out.add(str(key), "unknown-key", "not one of the six agent fields")
     if ordered and list(tree) != [k for k in _CANON_FIELDS if k in tree] and not out.problems:
-        out.add("$", "canonical", "top-level keys not in canonical order")
+        raise _NotCanonical
 
     intent = _field(tree, "intent", out, _intent, required=False)
     context = _field(tree, "context", out, _context, required=False)
@@ -243,8 +254,7 @@ def _map(value: Any, path: str, keys: tuple[str, ...], out: _Collector) -> dict[
             out.add(f"{path}.{key}", "missing-key", "required key is missing")
             ok = False
     if ok and out.ordered:
-        out.add(path, "canonical", "map keys not in canonical order")
-        ok = False
+        raise _NotCanonical
     return value if ok else None
 
 
@@ -341,8 +351,7 @@ def _value(value: Any, path: str, out: _Collector) -> bool:
                 and all(type(k) is str for k in keys)
                 and keys != sorted(keys, key=canonical_key)
             ):
-                out.add(where, "canonical", "map keys not in canonical order")
-                ok = False
+                raise _NotCanonical
             for k, v in item.items():
                 if type(k) is not str:
                     out.add(where, "type", f"map key must be text, got {_kind(k)}")

@@ -1,0 +1,1 @@
+"""Slope-band alias index: bands and anchor groups, anchor membership, resolution."""

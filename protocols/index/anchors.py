@@ -9,6 +9,7 @@ the same view, so they compute the same band groups.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -122,3 +123,16 @@ class AnchorDirectory:
     def records(self) -> tuple[AnchorRecord, ...]:
         """Every record held, sorted by key (what a node sends a joining peer on sync)."""
         return tuple(self._records[k] for k in sorted(self._records))
+
+
+def roster_publisher(live_anchors: tuple[bytes, ...], window: int) -> bytes | None:
+    """The anchor that publishes the aggregated roster for renewal window ``window``.
+
+    One roster message (every live record, each self-signed) per window costs one gossip
+    publication instead of one per anchor; any node can check it, so the choice of publisher
+    is only about traffic: the live anchor with the highest ``sha256(window || key)``.
+    """
+    if not live_anchors:
+        return None
+    tag = window.to_bytes(8, "big")
+    return max(live_anchors, key=lambda key: (hashlib.sha256(tag + key).digest(), key))

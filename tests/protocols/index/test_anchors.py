@@ -60,3 +60,14 @@ def test_two_views_converge_after_one_announcement_round() -> None:
         a.hear(record, epoch=1)
     assert a.live(1) == b.live(1)
     assert [a.table(1).group(x) for x in range(16)] == [b.table(1).group(x) for x in range(16)]
+
+
+def test_roster_publisher_is_one_live_anchor_and_rotates_by_window() -> None:
+    from protocols.index.anchors import roster_publisher
+
+    live = tuple(sorted(bytes(k.verify_key) for k in KEYS))
+    chosen = {roster_publisher(live, window) for window in range(50)}
+    assert chosen <= set(live)
+    assert len(chosen) > 1
+    assert roster_publisher(live, 3) == roster_publisher(tuple(reversed(live)), 3)
+    assert roster_publisher((), 3) is None

@@ -60,13 +60,33 @@ def build_host(key_pair: KeyPair, network: NetworkSection) -> IHost:
     security = {
         NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
     }
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt=security,
         muxer_preference="YAMUX",  # yamux first, mplex offered as fallback
         listen_addrs=[Multiaddr(a) for a in network.listen],
         enable_mDNS=network.mdns,
     )
+    _disable_auto_connect(host)
+    return host
+
+
+def _disable_auto_connect(host: IHost) -> None:
+    """Turn off py-libp2p 0.8.1's swarm auto-connector.
+
+    It dials every peerstore peer with addresses (targeting ~200 connections) every 30 s and
+    after every disconnect, which would override the topology the operator configured (and
+    the line/partition topologies our tests build). Our bootstrap loop redials what config
+    names; gossip PX will add more.
+    """
+    connector = getattr(host.get_network(), "auto_connector", None)
+    if connector is None:
+        return
+
+    async def _off() -> None:
+        return None
+
+    connector.maybe_connect = _off
 
 
 class _ConnectionWatch(INotifee):

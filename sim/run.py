@@ -1,0 +1,502 @@
+"""One simulation run: scenario + seed -> topology, network, real routers on the engine, metrics.
+
+:class:`Simulation` is the driver of the routers, as ``meshnode/bridge.py`` is in a real node:
+it feeds each router engine time, RPCs that crossed the virtual network and connection
+changes, and carries out the outputs. It owns no protocol decision. Hot paths (``_arrive``,
+``_dispatch``, ``send``) are written for speed: an event is one RPC delivery, timer or
+heartbeat.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from protocols.gossip.events import (
+    Deliver,
+    Dial,
+    Input,
+    Join,
+    Output,
+    PeerConnected,
+    PeerDisconnected,
+    Publish,
+    Published,
+    PublishFailed,
+    RpcReceived,
+    SendRpc,
+)
+from protocols.gossip.rpc import EMPTY_CONTROL, Rpc
+from protocols.gossip.sign import SignatureCache
+from protocols.types import PeerId, TopicId
+from sim import behaviours
+from sim.engine import Engine
+from sim.metrics import Metrics, SimTracer
+from sim.network import LinkChange, LinkModel, Mobility, Network
+from sim.scenario import EventSpec, Scenario, apply_override
+from sim.simnode import NodeContext, SimNode, gossip_params, rpc_size
+from sim.topology import Topology, build, describe
+
+US = 1_000_000
+ProgressFn = Callable[[int, int], None]
+"""(virtual now_us, end_us) -> None, called between engine slices."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run produced: data (digested) and host figures (not digested)."""
+
+    data: dict[str, Any]
+    timeline: tuple[dict[str, Any], ...]
+    host: dict[str, Any]
+
+
+class Simulation:
+    """Builds every node of a scenario and drives them on one engine."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+        t0 = time.perf_counter()
+        self.scenario = scenario
+        self.seed = scenario.run.seed if seed is None else seed
+        topo_spec = scenario.topology
+        self.topology: Topology = build(topo_spec, self.seed)
+        self.n = self.topology.n
+        self.end_us = round(scenario.run.duration_s * US)
+        self.engine = Engine()
+        self.network = Network(scenario, self.topology, self.seed)
+        self.topic = TopicId(scenario.gossip.topic)
+        self.rng = random.Random(f"{self.seed}/events")
+        self.behaviours = [behaviours.make(g) for g in scenario.groups]
+        group_of = self.network.group_of
+        self.is_target = bytearray(
+            0 if self.behaviours[group_of[i]].attacker else 1 for i in range(self.n)
+        )
+        self.withholds = bytearray(
+            1 if self.behaviours[group_of[i]].withholds else 0 for i in range(self.n)
+        )
+        self.carriers = frozenset(
+            i
+            for gi, b in enumerate(self.behaviours)
+            if isinstance(b, behaviours.Carrier)
+            for i in self.network.members[gi]
+        )
+        self.index_of: dict[PeerId, int] = {}
+        self.metrics = Metrics(self.n, self.index_of, self.is_target)
+        self.tracer = SimTracer(self.metrics)
+        self.ctx = NodeContext(
+            gossip_params(scenario.gossip), SignatureCache(1 << 16), self.tracer, self.seed
+        )
+        self.nodes = [SimNode(self.ctx, i, group_of[i]) for i in range(self.n)]
+        self.peer_ids = [nd.peer_id for nd in self.nodes]
+        for i, pid in enumerate(self.peer_ids):
+            self.index_of[pid] = i
+        self.heartbeat_us = round(scenario.gossip.heartbeat_interval_ms * 1000)
+        self.link_specs = {lc.name: lc for lc in scenario.link_classes}
+        self.mobility = (
+            Mobility(scenario.mobility, self.topology.xy, self.seed)
+            if scenario.mobility.model != "none" and self.topology.xy is not None
+            else None
+        )
+        self.watched: list[int] = []
+        self.timeline: list[dict[str, Any]] = []
+        self.publish_count = 0
+        self.publish_failed = 0
+        self.setup_s = time.perf_counter() - t0
+
+    # ================================================================ router calls
+
+    def call_router(self, i: int, event: Input) -> None:
+        """Feed one input to node ``i``'s router now and carry out its outputs."""
+        tracer = self.tracer
+        tracer.node = i
+        tracer.now_us = self.engine.now_us
+        self._dispatch(i, self.nodes[i].router.handle(event, self.engine.now))
+
+    def _dispatch(self, i: int, outs: list[Output]) -> None:
+        sizes: dict[int, int] = {}
+        for o in outs:
+            t = type(o)
+            if t is SendRpc:
+                self.send(i, self.index_of[o.peer], o.rpc, sizes)  # type: ignore[union-attr]
+            elif t is Deliver:
+                beh = self.behaviours[self.nodes[i].group]
+                if type(beh) is not behaviours.Behaviour:
+                    beh.on_deliver(self, i, o.message)  # type: ignore[union-attr]
+            elif t is PublishFailed:
+                self.publish_failed += 1
+            elif t is Dial:
+                j = self.index_of.get(o.peer)  # type: ignore[union-attr]
+                if j is not None and j != i:
+                    self.apply_changes(self.network.add_links(i, [j]))
+            elif t is Published:
+                pass
+
+    def send(self, i: int, j: int, rpc: Rpc, sizes: dict[int, int] | None = None) -> None:
+        """Put an RPC from ``i`` to ``j`` on the wire (it may be lost or cut)."""
+        if self.withholds[i] and rpc.publish:
+            rpc = Rpc(rpc.subscriptions, (), rpc.control)
+            if not rpc.subscriptions and rpc.control is EMPTY_CONTROL:
+                return
+        key = id(rpc)
+        size = sizes.get(key) if sizes is not None else None
+        if size is None:
+            size = rpc_size(rpc)
+            if sizes is not None:
+                sizes[key] = size
+        m = self.metrics
+        m.bytes_sent[i] += size
+        m.rpcs_sent[i] += 1
+        net = self.network
+        if j not in net.conn[i]:
+            m.rpcs_dropped_link += 1
+            return
+        eng = self.engine
+        dt = net.transit_us(i, j, size, eng.now_us)
+        if dt is None:
+            m.rpcs_lost += 1
+            return
+        inc = net.incarnation
+        eng.at(eng.now_us + dt, self._arrive, i, j, rpc, inc[i], inc[j])
+
+    def send_to_all(self, i: int, rpc: Rpc) -> None:
+        for j in sorted(self.network.conn[i]):
+            self.send(i, j, rpc)
+
+    def _arrive(self, i: int, j: int, rpc: Rpc, inc_i: int, inc_j: int) -> None:
+        net = self.network
+        if net.incarnation[i] != inc_i or net.incarnation[j] != inc_j or i not in net.conn[j]:
+            self.metrics.rpcs_dropped_link += 1
+            return
+        self.call_router(j, RpcReceived(self.peer_ids[i], rpc))
+
+    def _heartbeat(self, i: int, inc: int) -> None:
+        if self.network.incarnation[i] != inc or not self.network.up[i]:
+            return
+        eng = self.engine
+        tracer = self.tracer
+        tracer.node = i
+        tracer.now_us = eng.now_us
+        self._dispatch(i, self.nodes[i].router.heartbeat(eng.now))
+        eng.at(eng.now_us + self.heartbeat_us, self._heartbeat, i, inc)
+
+    # ================================================================ links and life
+
+    def apply_changes(self, changes: Sequence[LinkChange], restarted: int = -1) -> None:
+        """Tell both routers about connections that came up or went down."""
+        self.metrics.link_changes += len(changes)
+        detect = round(self.scenario.network.detect_ms * 1000)
+        for ch in changes:
+            if ch.up:
+                u_out = self.rng.random() < 0.5
+                for a, b, outbound in ((ch.u, ch.v, u_out), (ch.v, ch.u, not u_out)):
+                    if b == restarted:
+                        self.call_router(a, PeerDisconnected(self.peer_ids[b]))
+                    self.call_router(a, PeerConnected(self.peer_ids[b], outbound))
+            elif detect:
+                self.engine.after(detect, self._notice_down, ch.u, ch.v)
+            else:
+                self._notice_down(ch.u, ch.v)
+
+    def _notice_down(self, u: int, v: int) -> None:
+        net = self.network
+        if v in net.conn[u]:
+            return  # the link came back before anyone noticed
+        for a, b in ((u, v), (v, u)):
+            if net.up[a]:
+                self.call_router(a, PeerDisconnected(self.peer_ids[b]))
+
+    def crash(self, i: int) -> None:
+        self.metrics.crashes += 1
+        self.apply_changes(self.network.crash(i))
+
+    def restart(self, i: int) -> None:
+        self.metrics.restarts += 1
+        self.nodes[i].restart(self.ctx)
+        changes = self.network.restart(i)
+        self.call_router(i, Join(self.topic))
+        self._start_heartbeat(i)
+        self.apply_changes(changes, restarted=i)
+
+    def _start_heartbeat(self, i: int) -> None:
+        offset = self.heartbeat_us
+        if self.scenario.gossip.heartbeat_stagger:
+            offset = 1 + self.nodes[i].rng.randrange(self.heartbeat_us)
+        self.engine.after(offset, self._heartbeat, i, self.network.incarnation[i])
+
+    def watch(self, nodes: Iterable[int]) -> None:
+        """Nodes whose delivery the report shows separately (e.g. eclipse victims)."""
+        self.watched = sorted(set(self.watched) | set(nodes))
+
+    # ================================================================ timeline
+
+    def _schedule_events(self) -> None:
+        for ev in self.scenario.events:
+            self.engine.at(round(ev.at_s * US), self._event, ev)
+
+    def _event(self, ev: EventSpec) -> None:
+        net = self.network
+        kind = ev.kind
+        if kind == "publish":
+            step = round(ev.interval_ms * 1000)
+            for k in range(ev.count):
+                self.engine.after(k * step, self._publish_one, ev)
+        elif kind == "partition":
+            self.apply_changes(net.partition(self._partition_labels(ev)))
+        elif kind == "heal":
+            self.apply_changes(net.heal())
+        elif kind == "outage":
+            hit = self._pick_nodes(ev)
+            for i in hit:
+                if net.up[i]:
+                    self.crash(i)
+            self.engine.after(round(ev.duration_s * US), self._end_outage, hit)
+        elif kind == "churn":
+            window = max(1, round(ev.duration_s * US))
+            for i in self._pick_nodes(ev):
+                self.engine.after(self.rng.randrange(window), self._churn_one, i, ev.down_s)
+        elif kind == "override":
+            name = ev.key.split(".")[1]
+            spec = apply_override(self.link_specs[name], ev)
+            self.link_specs[name] = spec
+            net.set_class(name, LinkModel.from_spec(spec))
+
+    def _end_outage(self, hit: list[int]) -> None:
+        for i in hit:
+            if not self.network.up[i]:
+                self.restart(i)
+
+    def _churn_one(self, i: int, down_s: float) -> None:
+        if self.network.up[i]:
+            self.crash(i)
+            down = max(1, round(self.rng.expovariate(1 / down_s) * US))
+            self.engine.after(down, self._end_outage, [i])
+
+    def _pick_nodes(self, ev: EventSpec) -> list[int]:
+        if ev.group:
+            gi = [g.name for g in self.scenario.groups].index(ev.group)
+            return list(self.network.members[gi])
+        pool = [i for i in range(self.n) if self.is_target[i]]
+        return sorted(self.rng.sample(pool, round(ev.fraction * len(pool))))
+
+    def _partition_labels(self, ev: EventSpec) -> list[int]:
+        labels = [0] * self.n
+        if ev.sides:
+            names = [g.name for g in self.scenario.groups]
+            for side, groups in enumerate(ev.sides):
+                for gname in groups:
+                    for i in self.network.members[names.index(gname)]:
+                        labels[i] = side
+        else:
+            order = list(range(self.n))
+            self.rng.shuffle(order)
+            cut = round(ev.fraction * self.n)
+            for i in order[cut:]:
+                labels[i] = 1
+        for c in self.carriers:
+            labels[c] = self.network.side[c]
+        return labels
+
+    def _publish_one(self, ev: EventSpec) -> None:
+        if ev.group:
+            gi = [g.name for g in self.scenario.groups].index(ev.group)
+            pool = self.network.members[gi]
+        else:
+            pool = [i for i in range(self.n) if self.is_target[i]]
+        up = [i for i in pool if self.network.up[i]]
+        if not up:
+            self.publish_failed += 1
+            return
+        i = up[self.rng.randrange(len(up))]
+        self.publish_count += 1
+        data = f"{self.scenario.run.name}/{self.publish_count}".encode()
+        data = data.ljust(ev.size_bytes, b".")
+        tracer = self.tracer
+        tracer.node = i
+        tracer.now_us = self.engine.now_us
+        outs = self.nodes[i].router.handle(Publish(self.topic, data), self.engine.now)
+        for o in outs:
+            if type(o) is Published:
+                self.metrics.published(o.msg_id, i, self.engine.now_us)
+        self._dispatch(i, outs)
+
+    # ================================================================ sampling
+
+    def _mobility_step(self, interval_us: int) -> None:
+        assert self.mobility is not None
+        self.mobility.advance(interval_us / US, self.engine.now)
+        self.apply_changes(self.network.set_links(self.mobility.edges()))
+        self.engine.after(interval_us, self._mobility_step, interval_us)
+
+    def _sample(self, interval_us: int) -> None:
+        m = self.metrics
+        net = self.network
+        topic = self.topic
+        degrees = [
+            len(self.nodes[i].router.overlay.mesh.get(topic, ()))
+            for i in range(self.n)
+            if net.up[i]
+        ]
+        expected = 0
+        got = 0
+        for mid in m.order:
+            rec = m.messages[mid]
+            expected += m.targets - (1 if self.is_target[rec.publisher] else 0)
+            got += rec.delivered
+        line: dict[str, Any] = {
+            "t_s": round(self.engine.now_us / US, 6),
+            "published": len(m.order),
+            "delivered": got,
+            "expected": expected,
+            "delivery_ratio": round(got / expected, 6) if expected else None,
+            "deliveries": m.deliveries,
+            "duplicates": m.duplicates,
+            "bytes_sent": sum(m.bytes_sent),
+            "rpcs_sent": sum(m.rpcs_sent),
+            "rpcs_lost": m.rpcs_lost,
+            "nodes_up": sum(net.up),
+            "mesh_degree_mean": round(sum(degrees) / len(degrees), 4) if degrees else 0.0,
+            "mesh_degree_min": min(degrees, default=0),
+            "link_changes": m.link_changes,
+            "events": self.engine.executed,
+        }
+        if self.watched:
+            line["watched_delivery_ratio"] = self._watched_ratio()
+        self.timeline.append(line)
+        if self.engine.now_us + interval_us <= self.end_us:
+            self.engine.after(interval_us, self._sample, interval_us)
+
+    def _watched_ratio(self) -> float | None:
+        m = self.metrics
+        total = 0
+        got = 0
+        for mid in m.order:
+            hops = m.messages[mid].hops
+            for w in self.watched:
+                total += 1
+                got += hops[w] >= 0
+        return round(got / total, 6) if total else None
+
+    def _scores(self) -> dict[str, Any]:
+        """Scores honest nodes give their peers at the end, split by the peer's kind."""
+        honest: list[float] = []
+        attackers: list[float] = []
+        sample = [i for i in range(self.n) if self.is_target[i] and self.network.up[i]]
+        if len(sample) > 2000:
+            sample = sorted(random.Random(f"{self.seed}/scores").sample(sample, 2000))
+        if self.ctx.params.score is None:
+            return {"enabled": False}
+        for i in sample:
+            r = self.nodes[i].router
+            for pid in sorted(r.overlay.peers):
+                s = r.peer_score(pid)
+                (honest if self.is_target[self.index_of[pid]] else attackers).append(s)
+
+        def spread(xs: list[float]) -> dict[str, float]:
+            xs.sort()
+            if not xs:
+                return {"count": 0}
+            mid = xs[len(xs) // 2]
+            return {
+                "count": len(xs),
+                "min": round(xs[0], 4),
+                "median": round(mid, 4),
+                "max": round(xs[-1], 4),
+            }
+
+        return {
+            "enabled": True,
+            "honest_peers": spread(honest),
+            "attacker_peers": spread(attackers),
+        }
+
+    # ================================================================ run
+
+    def run(self, progress: ProgressFn | None = None) -> RunResult:
+        t0 = time.perf_counter()
+        eng = self.engine
+        for i in range(self.n):
+            self.call_router(i, Join(self.topic))
+        for gi, beh in enumerate(self.behaviours):
+            beh.start(self, self.network.members[gi])
+        initial = self.network.reconcile(range(self.n))
+        spread = round(self.scenario.network.connect_spread_ms * 1000)
+        if spread:
+            for ch in initial:
+                eng.at(self.rng.randrange(spread), self.apply_changes, [ch])
+        else:
+            self.apply_changes(initial)
+        for i in range(self.n):
+            self._start_heartbeat(i)
+        interval = round(self.scenario.run.metrics_interval_s * US)
+        eng.at(min(interval, self.end_us), self._sample, interval)
+        if self.mobility is not None:
+            step = round(self.scenario.mobility.recompute_interval_s * US)
+            eng.at(step, self._mobility_step, step)
+        self._schedule_events()
+        setup_done = time.perf_counter()
+        slice_us = max(self.end_us // 200, 1000)
+        now = 0
+        while now < self.end_us:
+            now = min(now + slice_us, self.end_us)
+            eng.run_until(now)
+            if progress is not None:
+                progress(now, self.end_us)
+        run_s = time.perf_counter() - setup_done
+        if not self.timeline or self.timeline[-1]["t_s"] != round(self.end_us / US, 6):
+            self._sample(0)
+        return self._result(t0, run_s)
+
+    def _result(self, t0: float, run_s: float) -> RunResult:
+        m = self.metrics
+        summary = m.summary()
+        watched: dict[str, Any] = {}
+        if self.watched:
+            watched = {"nodes": self.watched, "delivery_ratio": self._watched_ratio()}
+        data: dict[str, Any] = {
+            "scenario": self.scenario.run.name,
+            "seed": self.seed,
+            "nodes": self.n,
+            "virtual_s": self.end_us / US,
+            "topology": describe(self.topology),
+            "groups": {
+                g.name: {"behaviour": g.behaviour, "nodes": len(self.network.members[k])}
+                for k, g in enumerate(self.scenario.groups)
+            },
+            "results": summary,
+            "watched": watched,
+            "scores": self._scores(),
+            "events_executed": self.engine.executed,
+            "publish_failed": self.publish_failed,
+            "signature_checks": self.ctx.sig_cache.verified,
+            "signature_cache_hits": self.ctx.sig_cache.hits,
+        }
+        wall = time.perf_counter() - t0
+        rss = peak_rss_bytes()
+        host = {
+            "setup_s": round(self.setup_s, 3),
+            "run_s": round(run_s, 3),
+            "wall_s": round(self.setup_s + wall, 3),
+            "events_per_s": round(self.engine.executed / run_s) if run_s > 0 else 0,
+            "peak_rss_bytes": rss,
+            "bytes_per_node": round(rss / self.n),
+            "python": sys.version.split()[0],
+        }
+        return RunResult(data, tuple(self.timeline), host)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def run_scenario(
+    scenario: Scenario, seed: int | None = None, progress: ProgressFn | None = None
+) -> RunResult:
+    """Build and run one scenario (the library entry point; the CLI adds output and a bar)."""
+    return Simulation(scenario, seed).run(progress)

@@ -130,16 +130,27 @@ class FrameDecoder:
 # -- the seam to the router ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LinkInfo:
+    """What the router needs to know of a new pubsub peer (maps onto gossip PeerConnected)."""
+
+    outbound: bool  # we dialled the connection
+    protocol: str  # meshsub version negotiated with this peer
+    ip: str | None  # remote IPv4/IPv6 address (P6 colocation), None when unknown
+
+
 class RpcSink(Protocol):
     """What the bridge feeds; the gossip router's driver adapter implements it.
 
     Calls are synchronous and must not block: a sink that needs I/O (validation, SQLite)
     starts its own task. A sink sends with :meth:`Bridge.send`, which never blocks.
-    ``on_peer_connected`` comes before any ``on_frame`` of that peer, and
-    ``on_peer_disconnected`` after the last one.
+    A peer is announced once it speaks meshsub: when our outbound stream to it negotiated
+    a protocol, or when its first frame arrives, whichever is first; peers without meshsub
+    are never announced. ``on_peer_connected`` comes before any ``on_frame`` of that peer,
+    and ``on_peer_disconnected`` after the last one (only for announced peers).
     """
 
-    def on_peer_connected(self, peer: PeerId) -> None: ...
+    def on_peer_connected(self, peer: PeerId, link: LinkInfo) -> None: ...
 
     def on_frame(self, peer: PeerId, frame: bytes) -> None: ...
 
@@ -198,8 +209,11 @@ class _Link:
     peer_id: ID
     send: trio.MemorySendChannel[bytes]
     recv: trio.MemoryReceiveChannel[bytes]
+    outbound: bool = False
+    ip: str | None = None
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     protocol: str | None = None
+    ready: bool = False
     dropped: int = 0
     sent: int = 0
 
@@ -211,14 +225,14 @@ def to_peer_id(peer: ID) -> PeerId:
 class _Notifee(INotifee):
     """Only forwards connection events to a channel (see module docstring)."""
 
-    def __init__(self, events: trio.MemorySendChannel[tuple[bool, ID]]) -> None:
+    def __init__(self, events: trio.MemorySendChannel[tuple[bool, INetConn]]) -> None:
         self._events = events
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._events.send_nowait((True, conn.muxed_conn.peer_id))
+        self._events.send_nowait((True, conn))
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        self._events.send_nowait((False, conn.muxed_conn.peer_id))
+        self._events.send_nowait((False, conn))
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         return None
@@ -248,7 +262,7 @@ class Bridge:
         self._links: dict[PeerId, _Link] = {}
         # Unbounded on purpose: one item per connection event, and the notifee must never
         # block or drop one (a lost "disconnected" would leak a link).
-        self._ev_send, self._ev_recv = trio.open_memory_channel[tuple[bool, ID]](math.inf)
+        self._ev_send, self._ev_recv = trio.open_memory_channel[tuple[bool, INetConn]](math.inf)
         self._nursery: trio.Nursery | None = None
         self._installed = False
 
@@ -271,12 +285,13 @@ class Bridge:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 # Peers connected before we started (none in the normal order of startup).
-                for peer_id in list(self._host.get_connected_peers()):
-                    self._ensure_link(peer_id)
+                for conn in list(self._host.get_network().get_connections()):
+                    self._ensure_link(conn.muxed_conn.peer_id, conn)
                 task_status.started()
-                async for connected, peer_id in self._ev_recv:
+                async for connected, conn in self._ev_recv:
+                    peer_id = conn.muxed_conn.peer_id
                     if connected:
-                        self._ensure_link(peer_id)
+                        self._ensure_link(peer_id, conn)
                     elif not self._host.get_network().get_connections(peer_id):
                         self._drop_link(to_peer_id(peer_id))
         finally:
@@ -307,7 +322,8 @@ class Bridge:
         return True
 
     def peers(self) -> list[PeerId]:
-        return sorted(self._links)
+        """Announced (meshsub-speaking) peers."""
+        return sorted(p for p, link in self._links.items() if link.ready)
 
     def peer_info(self) -> list[dict[str, Any]]:
         """One dict per linked peer, for /peers."""
@@ -317,6 +333,9 @@ class Bridge:
             out.append(
                 {
                     "peer_id": link.peer_id.to_base58(),
+                    "pubsub": link.ready,
+                    "outbound": link.outbound,
+                    "ip": link.ip,
                     "protocol": link.protocol,
                     "queued": stats.current_buffer_used,
                     "sent": link.sent,
@@ -332,21 +351,30 @@ class Bridge:
 
     # -- links ---------------------------------------------------------------------------
 
-    def _ensure_link(self, peer_id: ID) -> _Link | None:
+    def _ensure_link(self, peer_id: ID, conn: INetConn | None) -> _Link | None:
         peer = to_peer_id(peer_id)
         link = self._links.get(peer)
         if link is not None:
             return link
         if self._nursery is None:
             return None
+        if conn is None:
+            conns = self._host.get_network().get_connections(peer_id)
+            conn = conns[0] if conns else None
         send, recv = trio.open_memory_channel[bytes](self.params.send_queue_frames)
-        link = _Link(peer_id=peer_id, send=send, recv=recv)
+        outbound, ip = _describe(conn)
+        link = _Link(peer_id=peer_id, send=send, recv=recv, outbound=outbound, ip=ip)
         self._links[peer] = link
-        self.counters.peers_connected += 1
-        log.info("peer connected", extra={"peer": peer_id.to_base58()})
-        self._sink.on_peer_connected(peer)
         self._nursery.start_soon(self._writer, peer, link)
         return link
+
+    def _mark_ready(self, peer: PeerId, link: _Link, protocol: str) -> None:
+        if link.ready or self._links.get(peer) is not link:
+            return
+        link.ready = True
+        self.counters.peers_connected += 1
+        log.info("pubsub peer up", extra={"peer": link.peer_id.to_base58(), "protocol": protocol})
+        self._sink.on_peer_connected(peer, LinkInfo(link.outbound, protocol, link.ip))
 
     def _drop_link(self, peer: PeerId) -> None:
         link = self._links.pop(peer, None)
@@ -354,9 +382,10 @@ class Bridge:
             return
         link.scope.cancel()
         link.send.close()
-        self.counters.peers_disconnected += 1
-        log.info("peer disconnected", extra={"peer": link.peer_id.to_base58()})
-        self._sink.on_peer_disconnected(peer)
+        if link.ready:
+            self.counters.peers_disconnected += 1
+            log.info("pubsub peer down", extra={"peer": link.peer_id.to_base58()})
+            self._sink.on_peer_disconnected(peer)
 
     async def _open(self, link: _Link) -> INetStream | None:
         p = self.params
@@ -385,7 +414,10 @@ class Bridge:
     async def _writer(self, peer: PeerId, link: _Link) -> None:
         """Own the one outbound stream to ``peer``; reopen it if a write fails."""
         with link.scope:
-            stream: INetStream | None = None
+            # Open eagerly: the peer is announced to the sink once the stream negotiated.
+            stream = await self._open(link)
+            if stream is not None:
+                self._mark_ready(peer, link, str(stream.get_protocol()))
             try:
                 async for frame in link.recv:
                     if stream is None:
@@ -423,7 +455,7 @@ class Bridge:
         """Read frames until EOF/reset; a bad frame closes only this stream."""
         peer_id: ID = stream.muxed_conn.peer_id
         peer = to_peer_id(peer_id)
-        self._ensure_link(peer_id)
+        link = self._ensure_link(peer_id, None)
         decoder = FrameDecoder(self.params.max_frame_bytes)
         try:
             while True:
@@ -434,8 +466,11 @@ class Bridge:
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
                     self.counters.frames_in += 1
-                    if peer in self._links:
-                        self._sink.on_frame(peer, frame)
+                    if link is None or self._links.get(peer) is not link:
+                        continue  # disconnected meanwhile (or bridge not running)
+                    if not link.ready:
+                        self._mark_ready(peer, link, str(stream.get_protocol()))
+                    self._sink.on_frame(peer, frame)
         except DecodeError as exc:
             self.counters.bad_frames += 1
             log.warning(
@@ -465,6 +500,27 @@ async def _close_quietly(stream: INetStream) -> None:
         await stream.close()
     except (BaseLibp2pError, OSError) as exc:
         log.debug("stream close failed", extra={"error": repr(exc)})
+
+
+def _describe(conn: INetConn | None) -> tuple[bool, str | None]:
+    """(we dialled?, remote IP) of a connection, best effort across py-libp2p versions."""
+    if conn is None:
+        return False, None
+    direction = getattr(getattr(conn, "direction", None), "name", "")
+    ip: str | None = None
+    try:
+        addrs = conn.get_transport_addresses()
+    except (BaseLibp2pError, AttributeError):
+        addrs = []
+    for addr in addrs:
+        for proto in ("ip4", "ip6"):
+            try:
+                ip = addr.value_for_protocol(proto)
+            except (ValueError, LookupError):  # multiaddr: protocol not in this address
+                continue
+            if ip:
+                return direction == "OUTBOUND", ip
+    return direction == "OUTBOUND", ip
 
 
 def peer_id_from_bytes(peer: PeerId) -> ID:

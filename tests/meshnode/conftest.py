@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from meshnode.bridge import Bridge, BridgeParams
+from meshnode.bridge import Bridge, BridgeParams, LinkInfo
 from meshnode.config import NetworkSection
 from meshnode.host import MeshHost
 from meshnode.keys import load_or_create_key
@@ -25,6 +25,7 @@ class CollectSink:
     echo: bool = False
     bridge: Bridge | None = None
     connected: list[PeerId] = field(default_factory=list)
+    links: dict[PeerId, LinkInfo] = field(default_factory=dict)
     disconnected: list[PeerId] = field(default_factory=list)
     frames: list[tuple[PeerId, bytes]] = field(default_factory=list)
     changed: trio.Event = field(default_factory=trio.Event)
@@ -33,8 +34,9 @@ class CollectSink:
         self.changed.set()
         self.changed = trio.Event()
 
-    def on_peer_connected(self, peer: PeerId) -> None:
+    def on_peer_connected(self, peer: PeerId, link: LinkInfo) -> None:
         self.connected.append(peer)
+        self.links[peer] = link
         self._poke()
 
     def on_frame(self, peer: PeerId, frame: bytes) -> None:

@@ -14,10 +14,15 @@ from meshnode.bridge import (
     BridgeParams,
     FrameDecoder,
     FrameTooLarge,
+    LinkInfo,
     MalformedLength,
     encode_frame,
     encode_uvarint,
 )
+from meshnode.config import NetworkSection
+from meshnode.host import MeshHost
+from meshnode.keys import load_or_create_key
+from protocols.types import PeerId
 
 CAP = 1024 * 1024
 
@@ -94,6 +99,8 @@ async def test_frames_both_ways_and_disconnect(make_peer, until) -> None:
         await b.sink.wait_for(lambda: len(b.sink.frames) == len(payloads))
         assert [f for _, f in b.sink.frames] == payloads  # echoed back in order
         assert a.bridge.protocol_of(b.pid) == "/meshsub/1.1.0"
+        assert b.sink.links[a.pid] == LinkInfo(True, "/meshsub/1.1.0", "127.0.0.1")
+        assert a.sink.links[b.pid] == LinkInfo(False, "/meshsub/1.1.0", "127.0.0.1")
         assert a.bridge.counters.frames_in == len(payloads)
         await b.mesh.host.disconnect(a.mesh.peer_id)
         await a.sink.wait_for(lambda: b.pid in a.sink.disconnected)
@@ -171,3 +178,20 @@ async def test_slow_peer_does_not_block_others(make_peer, until) -> None:
         info = {p["peer_id"]: p for p in a.bridge.peer_info()}
         assert info[slow.mesh.peer_id.to_base58()]["dropped"] > 0
         assert info[fast.mesh.peer_id.to_base58()]["dropped"] == 0
+
+
+@pytest.mark.trio
+async def test_peer_without_meshsub_is_never_announced(make_peer, until, tmp_path) -> None:
+    async with make_peer() as a:
+        plain = MeshHost(
+            load_or_create_key(tmp_path / "plain.key"),
+            NetworkSection(bootstrap=(a.addr(),), reconnect_initial_s=0.1),
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(plain.run)
+            await until(lambda: a.mesh.is_connected(plain.peer_id))
+            pid = PeerId(plain.peer_id.to_bytes())
+            await until(lambda: a.bridge.counters.stream_open_failures >= 1)
+            assert pid not in a.sink.connected
+            assert a.bridge.peers() == []
+            nursery.cancel_scope.cancel()

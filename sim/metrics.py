@@ -61,7 +61,6 @@ class Metrics:
         self.rejects: dict[str, int] = {}
         self.verdicts: dict[bytes, int] = {}
         """Content key -> bitmask of the verdicts honest nodes reached."""
-        self.rpcs_lost = 0
         self.rpcs_dropped_link = 0
         self.events = 0
         self.crashes = 0
@@ -90,6 +89,8 @@ class Metrics:
         rec = self.messages.get(mid)
         if rec is None:
             return
+        if rec.hops[node] >= 0:
+            return  # delivered again after a restart wiped the seen cache: counted once
         src = self.index_of.get(source, -1)
         prev = rec.hops[src] if src >= 0 else -1
         rec.hops[node] = prev + 1 if prev >= 0 else 1
@@ -135,6 +136,7 @@ class Metrics:
             for i, mid in enumerate(self.order)
         ]
         total_bytes = sum(self.bytes_sent)
+        sent = sorted(self.bytes_sent)
         return {
             "messages": len(self.order),
             "targets": self.targets,
@@ -142,6 +144,8 @@ class Metrics:
             "latency_ms": {
                 q: percentile(lat, float(q[1:])) / 1000 for q in ("p50", "p90", "p99", "p100")
             },
+            "latency_cdf_ms": [percentile(lat, q) / 1000 for q in range(1, 101)],
+            "bytes_sent_deciles": [percentile(sent, q) for q in range(0, 101, 10)],
             "hops": {
                 "mean": round(sum(hops) / len(hops), 4) if hops else 0.0,
                 "p50": percentile(hops, 50),
@@ -155,7 +159,6 @@ class Metrics:
             "bytes_sent_per_node": round(total_bytes / max(self.n, 1), 1),
             "bytes_sent_per_node_max": max(self.bytes_sent, default=0),
             "rpcs_sent_total": sum(self.rpcs_sent),
-            "rpcs_lost": self.rpcs_lost,
             "rpcs_dropped_link_down": self.rpcs_dropped_link,
             "rejects": dict(sorted(self.rejects.items())),
             "verdict_disagreements": self.disagreements(),

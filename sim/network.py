@@ -33,6 +33,7 @@ class LinkModel:
     dist: str
     jitter_us: int
     loss: float
+    rto_us: int
     us_per_byte: float
     """Serialisation time per byte on the sender's uplink; 0 = unlimited bandwidth."""
 
@@ -45,6 +46,7 @@ class LinkModel:
             spec.latency_dist,
             round(spec.jitter_ms * 1000),
             spec.loss,
+            round(spec.rto_ms * 1000),
             per_byte,
         )
 
@@ -103,8 +105,9 @@ class Network:
         self.epoch = 0
         self._path_cache: dict[int, dict[int, int]] = {}
         self._path_epoch = -1
-        self.lost = 0
-        self.cut = 0
+        self.retransmissions = 0
+        self._fifo: dict[int, int] = {}
+        """Last arrival time per directed jittered link (u * n + v), for FIFO order."""
 
     def _assign_groups(
         self, scenario: Scenario, seed: int, sizes: Sequence[int], index: dict[str, int]
@@ -169,22 +172,33 @@ class Network:
 
     # ------------------------------------------------------------------ delivery
 
-    def transit_us(self, u: int, v: int, size: int, now_us: int) -> int | None:
-        """Microseconds until an RPC of ``size`` bytes sent now from u reaches v; None = lost.
+    def transit_us(self, u: int, v: int, size: int, now_us: int) -> int:
+        """Microseconds until an RPC of ``size`` bytes sent now from u reaches v.
 
         The sender's uplink serialises its RPCs one after another (bandwidth); then the link's
-        latency applies. Loss is per RPC (a datagram-like model; see scenarios/README.md).
+        latency applies. libp2p streams are reliable and ordered: a lost transmission is
+        retransmitted after the RTO, and no RPC overtakes an earlier one on the same link.
+        Whether it arrives at all is decided at arrival (the link may have been cut).
         """
         m = self.link_model(u, v)
-        if m.loss and self.rng.random() < m.loss:
-            self.lost += 1
-            return None
         depart = now_us
         if m.us_per_byte:
             start = max(now_us, self.tx_free_us[u])
             depart = start + round(size * m.us_per_byte)
             self.tx_free_us[u] = depart
-        return depart - now_us + m.sample_latency_us(self.rng)
+        arrive = depart + m.sample_latency_us(self.rng)
+        if m.loss:
+            rng = self.rng
+            while rng.random() < m.loss:
+                self.retransmissions += 1
+                arrive += m.rto_us + m.sample_latency_us(rng)
+        if m.loss or (m.jitter_us and m.dist != "constant"):
+            key = u * self.n + v
+            last = self._fifo.get(key, 0)
+            if arrive < last:
+                arrive = last
+            self._fifo[key] = arrive
+        return arrive - now_us
 
     def set_class(self, name: str, model: LinkModel) -> None:
         """An ``override`` event: the class's parameters change from now on."""

@@ -157,9 +157,6 @@ class Simulation:
             return
         eng = self.engine
         dt = net.transit_us(i, j, size, eng.now_us)
-        if dt is None:
-            m.rpcs_lost += 1
-            return
         inc = net.incarnation
         eng.at(eng.now_us + dt, self._arrive, i, j, rpc, inc[i], inc[j])
 
@@ -357,7 +354,7 @@ class Simulation:
             "duplicates": m.duplicates,
             "bytes_sent": sum(m.bytes_sent),
             "rpcs_sent": sum(m.rpcs_sent),
-            "rpcs_lost": m.rpcs_lost,
+            "retransmissions": net.retransmissions,
             "nodes_up": sum(net.up),
             "mesh_degree_mean": round(sum(degrees) / len(degrees), 4) if degrees else 0.0,
             "mesh_degree_min": min(degrees, default=0),
@@ -471,6 +468,7 @@ class Simulation:
             "watched": watched,
             "scores": self._scores(),
             "events_executed": self.engine.executed,
+            "retransmissions": self.network.retransmissions,
             "publish_failed": self.publish_failed,
             "signature_checks": self.ctx.sig_cache.verified,
             "signature_cache_hits": self.ctx.sig_cache.hits,

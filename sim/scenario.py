@@ -167,7 +167,16 @@ LINK_CLASS_KEYS: Final = (
         "milliseconds; spread (uniform half-width, normal sd, lognormal sd)",
         lo=0.0,
     ),
-    _k("loss", float, 0.0, "probability an RPC on this link is lost", lo=0.0, hi=1.0),
+    _k(
+        "loss",
+        float,
+        0.0,
+        "probability one transmission of an RPC is lost; streams are reliable, so it is"
+        " retransmitted after `rto_ms` (shows as delay and head-of-line blocking)",
+        lo=0.0,
+        hi=0.9,
+    ),
+    _k("rto_ms", float, 200.0, "milliseconds; retransmission timeout after a loss", lo=0.0),
     _k(
         "bandwidth_kbps",
         float,
@@ -319,6 +328,7 @@ class LinkClassSpec:
     latency_dist: str
     jitter_ms: float
     loss: float
+    rto_ms: float
     bandwidth_kbps: float
 
 

@@ -1,0 +1,135 @@
+"""``meshnode sim``: run simulator scenarios and show their resolved configuration.
+
+The only module of ``meshnode`` that imports ``sim`` (the import contract allows exactly this).
+User errors (bad scenario files, bad ``--set``) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from protocols.errors import ConfigError
+from sim import report
+from sim.run import Simulation
+from sim.scenario import load
+
+err_console = Console(stderr=True)
+console = Console()
+
+
+def _fail(exc: ConfigError) -> None:
+    click.echo(f"error: {exc.describe()}", err=True)  # one line, never wrapped
+    sys.exit(2)
+
+
+@click.group("sim")
+def sim_group() -> None:
+    """Discrete-event simulator: the real protocol code on thousands of virtual nodes."""
+
+
+@sim_group.command("run")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's run.seed).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: sim-out/<scenario name>-<seed>).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a scenario key, e.g. --set topology.nodes=200 --set link_class.default.loss=0.1",
+)
+@click.option("--digest", "print_digest", is_flag=True, help="Print only the run digest (sha256).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots (faster).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run_cmd(
+    scenario: Path,
+    seed: int | None,
+    out: Path | None,
+    overrides: tuple[str, ...],
+    print_digest: bool,
+    no_plots: bool,
+    quiet: bool,
+) -> None:
+    """Run SCENARIO (a TOML file) and write summary.json, metrics.jsonl and report.md."""
+    try:
+        sc = load(scenario, overrides)
+        sim = Simulation(sc, seed)
+    except ConfigError as exc:
+        _fail(exc)
+        return
+    show_bar = not (quiet or print_digest) and err_console.is_terminal
+    if show_bar:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.1f}/{task.total:.1f} s virtual"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(sc.run.name, total=sim.end_us / 1e6)
+            result = sim.run(lambda now, _end: bar.update(task, completed=now / 1e6))
+    else:
+        result = sim.run()
+    folder = out if out is not None else Path("sim-out") / f"{sc.run.name}-{sim.seed}"
+    dig = report.write(result, sc, folder, plots=not no_plots)
+    if print_digest:
+        click.echo(dig)
+        return
+    r = result.data["results"]
+    table = Table(title=f"{sc.run.name} (seed {sim.seed}, {sim.n} nodes)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("delivery ratio", f"{r['delivery_ratio']:.4f}"),
+        ("latency p50 / p99 (ms)", f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']}"),
+        ("hops mean / max", f"{r['hops']['mean']} / {r['hops']['max']}"),
+        ("duplicates per delivery", str(r["duplicates_per_delivery"])),
+        ("bytes sent per node", str(r["bytes_sent_per_node"])),
+        ("verdict disagreements", str(r["verdict_disagreements"])),
+        ("events", str(result.data["events_executed"])),
+        ("wall (s)", str(result.host["wall_s"])),
+        ("events/s", str(result.host["events_per_s"])),
+    ]
+    if result.data["watched"]:
+        rows.insert(1, ("watched delivery ratio", str(result.data["watched"]["delivery_ratio"])))
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    console.print(f"report: {escape(str(folder / 'report.md'))}")
+    console.print(f"digest: {dig}")
+
+
+@sim_group.command("show-config")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a key.")
+def show_config(scenario: Path, overrides: tuple[str, ...]) -> None:
+    """Print SCENARIO fully resolved (every default filled in), as JSON."""
+    try:
+        sc = load(scenario, overrides)
+    except ConfigError as exc:
+        _fail(exc)
+        return
+    click.echo(json.dumps(sc.to_dict(), indent=2))
+
+
+def register(main_group: click.Group) -> None:
+    """Add the ``sim`` group to the ``meshnode`` command (called from meshnode.cli)."""
+    main_group.add_command(sim_group)
+
+
+if __name__ == "__main__":
+    sim_group()

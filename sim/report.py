@@ -1,0 +1,223 @@
+"""Run outputs: ``summary.json``, ``metrics.jsonl``, ``report.md`` with PNG plots, and a digest.
+
+The digest is sha256 over the data outputs only (summary data, metrics lines, report tables),
+each in a canonical form; wall-clock and memory figures ("host") and image files are outside
+it, so the same scenario and seed give the same digest on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sim.run import RunResult
+from sim.scenario import Scenario
+
+
+def canonical(obj: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace variance, floats as Python prints them."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def metrics_lines(result: RunResult) -> str:
+    return "".join(canonical(line) + "\n" for line in result.timeline)
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def tables_markdown(result: RunResult) -> str:
+    """The report's tables, from data only (part of the digest)."""
+    d = result.data
+    r = d["results"]
+    lines = ["## Results", "", "| figure | value |", "|---|---|"]
+    for key in (
+        "messages",
+        "targets",
+        "delivery_ratio",
+        "deliveries",
+        "duplicates",
+        "duplicates_per_delivery",
+        "bytes_sent_per_node",
+        "bytes_sent_per_node_max",
+        "rpcs_sent_total",
+        "rpcs_dropped_link_down",
+        "verdict_disagreements",
+        "crashes",
+        "restarts",
+        "link_changes",
+        "attack_messages",
+    ):
+        lines.append(_row([key, r[key]]))
+    lines.append(_row(["events_executed", d["events_executed"]]))
+    lines.append(_row(["signature_checks", d["signature_checks"]]))
+    lines.append(_row(["retransmissions", d["retransmissions"]]))
+    if d["watched"]:
+        lines.append(_row(["watched_nodes", len(d["watched"]["nodes"])]))
+        lines.append(_row(["watched_delivery_ratio", d["watched"]["delivery_ratio"]]))
+    lines += [
+        "",
+        "## Latency and hops",
+        "",
+        "| figure | p50 | p90 | p99 | max |",
+        "|---|---|---|---|---|",
+    ]
+    lat = r["latency_ms"]
+    lines.append(_row(["latency (ms)", lat["p50"], lat["p90"], lat["p99"], lat["p100"]]))
+    h = r["hops"]
+    lines.append(_row(["hops", h["p50"], "", h["p99"], h["max"]]))
+    lines += ["", "## Topology", "", "| figure | value |", "|---|---|"]
+    for key, value in d["topology"].items():
+        lines.append(_row([key, value]))
+    lines += ["", "## Groups", "", "| group | behaviour | nodes |", "|---|---|---|"]
+    for name, g in d["groups"].items():
+        lines.append(_row([name, g["behaviour"], g["nodes"]]))
+    if r["rejects"]:
+        lines += ["", "## Rejections (all nodes)", "", "| reason | count |", "|---|---|"]
+        for reason, count in r["rejects"].items():
+            lines.append(_row([reason, count]))
+    sc = d["scores"]
+    if sc.get("enabled"):
+        lines += [
+            "",
+            "## Peer scores at the end (honest observers)",
+            "",
+            "| peers | count | min | median | max |",
+            "|---|---|---|---|---|",
+        ]
+        for kind in ("honest_peers", "attacker_peers"):
+            s = sc[kind]
+            lines.append(
+                _row([kind, s["count"], s.get("min", ""), s.get("median", ""), s.get("max", "")])
+            )
+    lines += [
+        "",
+        "## Messages",
+        "",
+        "| # | publisher | published (ms) | delivered | p50 (ms) | p99 (ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in r["per_message"][:50]:
+        lines.append(
+            _row(
+                [
+                    m["index"],
+                    m["publisher"],
+                    m["published_ms"],
+                    m["delivered"],
+                    m["p50_ms"],
+                    m["p99_ms"],
+                ]
+            )
+        )
+    if len(r["per_message"]) > 50:
+        lines.append(f"\n({len(r['per_message']) - 50} more in summary.json)")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def digest(result: RunResult) -> str:
+    """sha256 over summary data, metrics lines and report tables (no host figures, no images)."""
+    h = hashlib.sha256()
+    for part in (canonical(result.data), metrics_lines(result), tables_markdown(result)):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part.encode())
+    return h.hexdigest()
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _plots(result: RunResult, out: Path) -> list[tuple[str, str]]:
+    """PNG plots via matplotlib's Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tl = result.timeline
+    t = [x["t_s"] for x in tl]
+    made: list[tuple[str, str]] = []
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ratio = [_num(x["delivery_ratio"]) for x in tl]
+    ax.plot(t, ratio, label="all honest nodes")
+    if tl and "watched_delivery_ratio" in tl[-1]:
+        w: list[float] = [_num(x.get("watched_delivery_ratio")) for x in tl]
+        ax.plot(t, w, label="watched nodes (victims)")
+    ax.set_xlabel("virtual time (s)")
+    ax.set_ylabel("delivery ratio (cumulative)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "delivery.png", dpi=100)
+    plt.close(fig)
+    made.append(("Delivery ratio over time", "delivery.png"))
+
+    cdf = result.data["results"]["latency_cdf_ms"]
+    if any(cdf):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(cdf, [q / 100 for q in range(1, 101)])
+        ax.set_xlabel("delivery latency (ms)")
+        ax.set_ylabel("fraction of deliveries")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "latency_cdf.png", dpi=100)
+        plt.close(fig)
+        made.append(("Latency CDF", "latency_cdf.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(t, [x["mesh_degree_mean"] for x in tl], label="mean")
+    ax.plot(t, [x["mesh_degree_min"] for x in tl], label="min")
+    ax.set_xlabel("virtual time (s)")
+    ax.set_ylabel("mesh degree")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out / "mesh_degree.png", dpi=100)
+    plt.close(fig)
+    made.append(("Mesh degree", "mesh_degree.png"))
+    return made
+
+
+def write(result: RunResult, scenario: Scenario, out: Path, plots: bool = True) -> str:
+    """Write every output file into ``out``; returns the digest."""
+    out.mkdir(parents=True, exist_ok=True)
+    dig = digest(result)
+    summary = {
+        "data": result.data,
+        "digest": dig,
+        "host": result.host,
+        "scenario": scenario.to_dict(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, sort_keys=True, indent=1) + "\n")
+    (out / "metrics.jsonl").write_text(metrics_lines(result))
+    made = _plots(result, out) if plots else []
+    d = result.data
+    host = result.host
+    md = [
+        f"# Simulation report: {d['scenario']}",
+        "",
+        f"Seed {d['seed']}, {d['nodes']} nodes, {d['virtual_s']} s of virtual time, "
+        f"scenario file `{scenario.source}`. Digest `{dig}`.",
+        "",
+        tables_markdown(result),
+        "## Plots",
+        "",
+    ]
+    for title, name in made:
+        md += [f"### {title}", "", f"![{title}]({name})", ""]
+    md += [
+        "## Run host (not part of the digest)",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    md += [_row([k, v]) for k, v in host.items()]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    return dig

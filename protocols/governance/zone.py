@@ -105,7 +105,7 @@ class Bounds:
     max_migrations: int = 8
     max_zones: int = 4
     max_delegation_depth: int = 2
-    mutable: tuple[str, ...] = ("intent", "memory")
+    mutable: tuple[str, ...] = ("context.zone", "intent", "memory")
 
     def to_cbor(self) -> dict[str, Any]:
         return {

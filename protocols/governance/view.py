@@ -1,0 +1,76 @@
+"""Everything signed a node knows about one zone: descriptors, contracts, hosts, overrides.
+
+The node feeds objects from the zone's control topic and from sync into a :class:`ZoneView`;
+each ``add_*`` verifies the object against the zone authority (the trust anchor in config)
+and raises a :class:`~protocols.errors.MeshError` naming what is wrong otherwise. The
+pipeline only reads it. Host records and revocations are identity's
+(:mod:`protocols.identity.host`); the view holds a directory trusting the same authority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocols.errors import PolicyError
+from protocols.governance.meta import OverrideTable
+from protocols.governance.policy import Contract, parse_contract
+from protocols.governance.signing import TAG_CONTRACT, Authority, Signed, decode_signed
+from protocols.governance.zone import DescriptorSet, ZoneDescriptor
+from protocols.identity.host import HostRecord, MemoryHostDirectory, Revocation
+
+
+@dataclass
+class ZoneView:
+    """One zone's signed governance data as this node knows it (mutable, fed by the node)."""
+
+    zone: str
+    authority: Authority
+    peer_authorities: tuple[bytes, ...] = ()
+    """Authorities of peer zones whose host records this node also trusts (cross-zone agents
+    carry entries signed by hosts admitted there)."""
+    descriptors: DescriptorSet = field(init=False)
+    contracts: dict[bytes, Contract] = field(default_factory=dict)
+    signed_contracts: dict[bytes, Signed] = field(default_factory=dict)
+    hosts: MemoryHostDirectory = field(init=False)
+    overrides: OverrideTable = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.descriptors = DescriptorSet(self.zone, self.authority)
+        self.hosts = MemoryHostDirectory((*self.authority.keys, *self.peer_authorities))
+        self.overrides = OverrideTable(self.zone)
+
+    def add_descriptor(self, signed: Signed) -> ZoneDescriptor:
+        return self.descriptors.add(signed)
+
+    def add_contract(self, signed: Signed) -> Contract:
+        """Keep a contract signed by the zone authority for this zone."""
+        contract = parse_contract(signed)
+        if contract.zone != self.zone:
+            raise PolicyError(f"contract for zone {contract.zone!r}, not {self.zone!r}")
+        if not signed.authorised_by(self.authority):
+            raise PolicyError("contract not signed by the zone authority", path="sigs")
+        self.contracts[contract.id] = contract
+        self.signed_contracts[contract.id] = signed
+        return contract
+
+    def add_contract_bytes(self, data: bytes) -> Contract:
+        return self.add_contract(decode_signed(data, TAG_CONTRACT))
+
+    def admit_host(self, record: HostRecord) -> None:
+        if self.zone not in record.zones:
+            raise PolicyError(f"host record does not admit the host to zone {self.zone!r}")
+        self.hosts.admit(record)
+
+    def admit_peer_host(self, record: HostRecord) -> None:
+        """A host admitted by a peer zone's authority (signature checked by the directory)."""
+        self.hosts.admit(record)
+
+    def revoke_host(self, revocation: Revocation) -> None:
+        self.hosts.revoke(revocation)
+
+    def add_override(self, signed: Signed, epoch: int) -> bool:
+        """Keep an override checked against the descriptor governing ``epoch``."""
+        desc = self.descriptors.governing(epoch)
+        if desc is None:
+            return False
+        return self.overrides.add(signed, desc) is not None

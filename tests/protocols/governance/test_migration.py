@@ -65,7 +65,8 @@ def start(
     body = src.body(mutable=("memory", "context.zone"))
     agent = src.spawn(body, 0, epoch, rng)
     if authorised:
-        assert agent.lineage is not None and agent.memory is not None
+        assert agent.lineage is not None
+        assert agent.memory is not None
         auth = CrossZoneAuthorisation(dst.zone, src.zone, agent.lineage.genesis_dah, E + 100)
         event = ledger_event(auth.sign(*dst.authority), epoch)
         memory = replace(agent.memory, ledger=(*agent.memory.ledger, event))

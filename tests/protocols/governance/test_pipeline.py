@@ -22,8 +22,8 @@ from protocols.governance.pipeline import (
 )
 from protocols.governance.policy import Contract
 from protocols.governance.quorum import scope_of
-from protocols.governance.world import World, WorldParams, build_world
 from protocols.governance.view import ZoneView
+from protocols.governance.world import World, WorldParams, build_world
 from protocols.governance.zone import ZoneDescriptor
 from protocols.identity.host import sign_revocation
 from protocols.types import WireVerdict

@@ -13,48 +13,63 @@ import argparse
 import hashlib
 import json
 import platform
+import random
 import time
 from collections.abc import Callable
 
 import cbor2
 
-from protocols.agent import AgentSpec, encode_agent, new_agent, validate_bytes
-from protocols.agent.lineage import append, replay
-from protocols.agent.schema import Agent, Lineage, MutationClass
+from protocols.agent import validate_bytes
+from protocols.agent.build import AgentSpec, encode_agent, new_agent
+from protocols.agent.lineage import replay
+from protocols.agent.schema import Agent, LineageEntry, MutationClass
+from protocols.identity import dah
+from protocols.identity.host import LocalHost, new_host
+from protocols.identity.host_secrets import HostSecrets
 from protocols.types import ValidationStatus
 
 TARGET_BYTES = 1024
 
 
+HOST: LocalHost = new_host(random.Random(1), 0)
+
+
 def bench_agent(i: int, pad: int) -> Agent:
-    """The fixed benchmark agent, made distinct by ``i``; 5 lineage entries."""
-    base = new_agent(
+    """The fixed benchmark agent, made distinct by ``i``; 5 signed lineage entries."""
+    rng = random.Random(i)
+    made = new_agent(
         AgentSpec(
             verb="report",
             zone="fleet",
             role="scout",
             args={"unit": f"u-{i:06d}", "seq": i, "note": "x" * pad} if pad else {"seq": i},
             epoch=100,
-        )
+        ),
+        HOST,
+        HostSecrets(),
+        rng,
     )
-    assert base.lineage is not None
-    line: Lineage = base.lineage
+    agent, secrets = made.agent, made.secrets
     for k in range(4):
-        line = append(
-            line,
-            type=MutationClass.STATE_TRANSITION,
-            payload_digest=hashlib.sha256(f"{i}/{k}".encode()).digest(),
-            epoch=101 + k,
-            zone="fleet",
+        step = dah.mutate(
+            agent, dah.Change(MutationClass.STATE_TRANSITION), HOST, secrets, 101 + k, rng
         )
-    return Agent(
-        intent=base.intent,
-        context=base.context,
-        memory=base.memory,
-        policy_ref=base.policy_ref,
-        mutation_descriptor=base.mutation_descriptor,
-        lineage=line,
-    )
+        agent, secrets = step.agent, step.secrets
+    return agent
+
+
+def long_slope(steps: int) -> list[LineageEntry]:
+    """Entries of a ``steps``-entry slope (the host's full history, not one agent's window)."""
+    rng = random.Random(0)
+    made = new_agent(AgentSpec(verb="note", zone="z", epoch=0), HOST, HostSecrets(), rng)
+    agent, secrets, out = made.agent, made.secrets, [made.entry]
+    for k in range(steps - 1):
+        step = dah.mutate(
+            agent, dah.Change(MutationClass.STATE_TRANSITION), HOST, secrets, k // 10, rng
+        )
+        agent, secrets = step.agent, step.secrets
+        out.append(step.entry)
+    return out
 
 
 def _rate(fn: Callable[[], None], count: int) -> float:
@@ -94,19 +109,8 @@ def main() -> None:
         for b in blobs:
             cbor2.loads(b)
 
-    long_line = Lineage(entries=())
-    long_line = append(
-        long_line, type=MutationClass.INITIALIZATION, payload_digest=bytes(32), epoch=0, zone="z"
-    )
-    for k in range(999):
-        long_line = append(
-            long_line,
-            type=MutationClass.STATE_TRANSITION,
-            payload_digest=hashlib.sha256(str(k).encode()).digest(),
-            epoch=k // 10,
-            zone="z",
-        )
-    replay_ms = min(_time_ms(lambda: replay(long_line.entries)) for _ in range(5))
+    long_entries = long_slope(1000)
+    replay_ms = min(_time_ms(lambda: replay(long_entries)) for _ in range(5))
 
     figures = {
         "bench": "agent_codec",

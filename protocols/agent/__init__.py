@@ -1,18 +1,17 @@
-"""Agent objects: schema, structural validator, lineage, execution graph."""
+"""Agent objects: schema, structural validator, lineage, execution graph.
 
-from protocols.agent.build import AgentSpec, agent_content_id, encode_agent, new_agent
+Building agents (``protocols.agent.build``) needs the identity layer, which needs the schema,
+so it is imported from its module, not re-exported here.
+"""
+
 from protocols.agent.schema import SCHEMA_VERSION, Agent
 from protocols.agent.validate import Problem, Validation, validate, validate_bytes
 
 __all__ = [
     "SCHEMA_VERSION",
     "Agent",
-    "AgentSpec",
     "Problem",
     "Validation",
-    "agent_content_id",
-    "encode_agent",
-    "new_agent",
     "validate",
     "validate_bytes",
 ]

@@ -1,17 +1,18 @@
 """Building and encoding agents: the one place a new FULL agent is assembled.
 
 Used by the CLI (``meshnode agent new``), the demo, the simulator and tests, so an agent made
-anywhere has the same shape and bytes.
+anywhere has the same shape and bytes. A new agent's genesis entry is a signed slope step
+made by a local host (:mod:`protocols.identity.dah`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from protocols import codec
-from protocols.agent import lineage
+from protocols.agent.lineage import state_digest
 from protocols.agent.schema import (
     Agent,
     Constraints,
@@ -23,6 +24,18 @@ from protocols.agent.schema import (
     PropagationLimits,
     Value,
 )
+from protocols.identity import dah
+from protocols.identity.host import LocalHost
+from protocols.identity.host_secrets import HostSecrets
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "AgentSpec",
+    "agent_content_id",
+    "encode_agent",
+    "new_agent",
+    "state_digest",
+]
 
 
 def encode_agent(agent: Agent) -> bytes:
@@ -35,19 +48,15 @@ def agent_content_id(agent: Agent) -> bytes:
     return codec.content_id(encode_agent(agent))
 
 
-def state_digest(agent: Agent) -> bytes:
-    """sha256 of the five non-lineage fields: what a lineage entry's payload digest names."""
-    tree = agent.to_cbor()
-    tree.pop("lineage", None)
-    return hashlib.sha256(codec.encode_ordered(tree)).digest()
-
-
 DEFAULT_LIMITS = PropagationLimits(max_migrations=8, max_zones=4, max_delegation_depth=2)
 
 
 @dataclass(frozen=True, slots=True)
 class AgentSpec:
-    """Everything needed to create a FULL agent; validated by ``validate`` after building."""
+    """Everything needed to create a FULL agent; validated by ``validate`` after building.
+
+    ``origin`` carries the delegation link and depth and the descriptor name of the genesis.
+    """
 
     verb: str
     zone: str
@@ -61,10 +70,13 @@ class AgentSpec:
     )
     limits: PropagationLimits = DEFAULT_LIMITS
     mutable: tuple[str, ...] = ("memory",)
+    origin: dah.Origin = field(default_factory=dah.Origin)
 
 
-def new_agent(spec: AgentSpec) -> Agent:
-    """A FULL agent with a genesis lineage entry naming the digest of its initial state."""
+def new_agent(
+    spec: AgentSpec, host: LocalHost, secrets: HostSecrets, rng: random.Random
+) -> dah.Step:
+    """A FULL agent whose genesis entry ``host`` signs; returns it with the host's secrets."""
     body = Agent(
         intent=Intent(verb=spec.verb, args=dict(spec.args)),
         context=Context(
@@ -81,12 +93,4 @@ def new_agent(spec: AgentSpec) -> Agent:
         ),
         lineage=None,
     )
-    line = lineage.genesis(payload_digest=state_digest(body), epoch=spec.epoch, zone=spec.zone)
-    return Agent(
-        intent=body.intent,
-        context=body.context,
-        memory=body.memory,
-        policy_ref=body.policy_ref,
-        mutation_descriptor=body.mutation_descriptor,
-        lineage=line,
-    )
+    return dah.genesis(body, host, secrets, spec.epoch, rng, spec.origin)

@@ -34,8 +34,15 @@ class ExecutionGraph:
         self._g: nx.DiGraph = nx.DiGraph()
 
     def add_lineage(self, line: Lineage) -> bytes:
-        """Add every entry and its edges; return the head hash."""
+        """Add every entry and its edges; return the head hash.
+
+        A pruned checkpoint entry is added as a root: its own predecessor lives only in the
+        host's full-history store.
+        """
         head = GENESIS_PREV
+        if line.pruned is not None:
+            p = line.pruned
+            self._g.add_node(entry_hash(p), info=GraphNode(p.type, p.zone, p.epoch))
         for entry in line.entries:
             h = entry_hash(entry)
             self._g.add_node(h, info=GraphNode(entry.type, entry.zone, entry.epoch))

@@ -1,9 +1,13 @@
-"""Append-only, hash-linked lineage (SPEC 2.9): hashing, appending, replay from genesis.
+"""Append-only, hash-linked lineage (SPEC 2.9): names, signing bytes, replay, pruning.
 
-An entry's hash is sha256 of its canonical CBOR; each entry names the hash of the one before
-it in ``prev``. Replaying from genesis recomputes the head and names the first entry that does
-not fit: a dangling ``prev`` (an edited or removed predecessor), a reordering or cycle (``prev``
-names a later entry), a wrong genesis, or an epoch that goes backwards.
+An entry's name is ``sha256(ENTRY_TAG || body_digest || dah || sig)`` where ``body_digest``
+is sha256 of the canonical CBOR of every other field. That covers every byte of the entry
+(its canonical form is a function of its fields) while encoding it only once: the same
+``body_digest`` is the slope step's extractor token and, with the DAH, what the host signs.
+Each entry names the one before it in ``prev``. Replaying recomputes the head and names the
+first entry that does not fit: a dangling ``prev`` (an edited or removed predecessor), a
+reordering or cycle (``prev`` names a later entry), a wrong genesis, or an epoch that goes
+backwards. Signatures and slope steps are checked in :mod:`protocols.identity.slope`.
 """
 
 from __future__ import annotations
@@ -11,60 +15,84 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Final
 
-from protocols.agent.schema import GENESIS_PREV, Lineage, LineageEntry, MutationClass
+from protocols.agent.schema import (
+    GENESIS_PREV,
+    LINEAGE_WINDOW,
+    Agent,
+    Lineage,
+    LineageEntry,
+    MutationClass,
+)
 from protocols.codec import encode_ordered
 from protocols.errors import LineageError
 
+ENTRY_TAG: Final = b"meshnode/entry/2\x00"
+SIGN_TAG: Final = b"meshnode/entry-sig/2\x00"
 
-def entry_hash(entry: LineageEntry) -> bytes:
-    """sha256 of the entry's canonical CBOR: the name the next entry puts in ``prev``."""
-    return hashlib.sha256(encode_ordered(entry.to_cbor())).digest()
+
+def body_digest(entry: LineageEntry) -> bytes:
+    """sha256 of the canonical CBOR of every entry field except ``dah`` and ``sig``."""
+    return hashlib.sha256(encode_ordered(entry.body_cbor())).digest()
+
+
+def entry_hash(entry: LineageEntry, body: bytes | None = None) -> bytes:
+    """The entry's name, which the next entry puts in ``prev`` (``body``: its body digest)."""
+    if body is None:
+        body = body_digest(entry)
+    return hashlib.sha256(ENTRY_TAG + body + entry.dah + entry.sig).digest()
+
+
+def signing_message(body: bytes, dah: bytes) -> bytes:
+    """What the host signs: a domain tag, the body digest and the DAH (all fields bound)."""
+    return SIGN_TAG + body + dah
+
+
+def state_digest(agent: Agent) -> bytes:
+    """sha256 of the five non-lineage fields: the state a lineage entry's step commits to."""
+    tree = agent.to_cbor()
+    tree.pop("lineage", None)
+    return hashlib.sha256(encode_ordered(tree)).digest()
 
 
 def head(lineage: Lineage) -> bytes:
-    """Hash of the last entry (the lineage head); GENESIS_PREV for an empty lineage."""
+    """Name of the last entry (the lineage head); GENESIS_PREV for an empty lineage."""
     if not lineage.entries:
         return GENESIS_PREV
     return entry_hash(lineage.entries[-1])
 
 
-def append(
-    lineage: Lineage,
-    *,
-    type: MutationClass,
-    payload_digest: bytes,
-    epoch: int,
-    zone: str,
-    link: bytes = b"",
-) -> Lineage:
-    """A new lineage with one entry appended on top of the current head."""
-    if lineage.entries and epoch < lineage.entries[-1].epoch:
-        raise LineageError(
-            f"epoch {epoch} is before the head epoch {lineage.entries[-1].epoch}",
-            path=f"lineage.entries[{len(lineage.entries)}].epoch",
-        )
-    entry = LineageEntry(
-        prev=head(lineage),
-        type=type,
-        payload_digest=payload_digest,
-        epoch=epoch,
-        zone=zone,
-        link=link,
-    )
-    return replace(lineage, entries=(*lineage.entries, entry))
+def extend(lineage: Lineage, entry: LineageEntry, *, window: int = LINEAGE_WINDOW) -> Lineage:
+    """A new lineage with ``entry`` appended; the oldest entry is pruned past ``window``.
+
+    Only the links are checked here (``prev`` and epoch order); slope steps and signatures
+    are made and checked by :mod:`protocols.identity`.
+    """
+    if lineage.entries:
+        last = lineage.entries[-1]
+        if entry.prev != entry_hash(last):
+            raise LineageError(
+                "entry does not name the current head in prev",
+                path=f"lineage.entries[{len(lineage.entries)}].prev",
+            )
+        if entry.epoch < last.epoch:
+            raise LineageError(
+                f"epoch {entry.epoch} is before the head epoch {last.epoch}",
+                path=f"lineage.entries[{len(lineage.entries)}].epoch",
+            )
+    entries = (*lineage.entries, entry)
+    pruned = lineage.pruned
+    if len(entries) > window:
+        cut = len(entries) - window
+        pruned = entries[cut - 1]
+        entries = entries[cut:]
+    return replace(lineage, entries=entries, pruned=pruned)
 
 
-def genesis(*, payload_digest: bytes, epoch: int, zone: str, link: bytes = b"") -> Lineage:
-    """A lineage holding only its initialization entry."""
-    return append(
-        Lineage(entries=()),
-        type=MutationClass.INITIALIZATION,
-        payload_digest=payload_digest,
-        epoch=epoch,
-        zone=zone,
-        link=link,
-    )
+def start(entry: LineageEntry) -> Lineage:
+    """A lineage holding only its genesis entry."""
+    return Lineage(entries=(entry,), pruned=None, genesis_dah=entry.dah, genesis_epoch=entry.epoch)
 
 
 def replay(
@@ -74,7 +102,10 @@ def replay(
     expected_head: bytes | None = None,
     path: str = "lineage.entries",
 ) -> bytes:
-    """Recompute the head from ``base``; raise LineageError naming the first broken entry."""
+    """Recompute the head from ``base``; raise LineageError naming the first broken entry.
+
+    ``base`` is GENESIS_PREV for a lineage from genesis, or the name of the pruned entry.
+    """
     if not entries:
         raise LineageError("lineage has no entries", path=path)
     hashes = [entry_hash(e) for e in entries]

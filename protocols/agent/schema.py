@@ -20,8 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-SCHEMA_VERSION: Final = 1
-"""Version of the agent byte form; bumped whenever a field or rule changes."""
+SCHEMA_VERSION: Final = 2
+"""Version of the agent byte form; bumped whenever a field or rule changes.
+
+2: lineage entries carry the trust-slope step (DAH, host key, DDH, reveal, commit, next
+signer, running totals, descriptor and host-record names, signature); the lineage map keeps
+the last ``LINEAGE_WINDOW`` entries plus the last pruned entry, the genesis DAH and epoch.
+"""
 
 FIELDS: Final = ("intent", "context", "memory", "policy_ref", "mutation_descriptor", "lineage")
 """The six top-level fields (their order on the wire is canonical CBOR key order)."""
@@ -32,8 +37,13 @@ MAX_AGENT_BYTES: Final = 512 * 1024
 DIGEST_LEN: Final = 32
 KEY_LEN: Final = 32
 SIGNATURE_LEN: Final = 64
+SALT_LEN: Final = 16
+MAX_PROOF: Final = 16 * 1024
+"""Cap on an entry's ``proof`` (a recovery token on recovery entries, else empty)."""
 GENESIS_PREV: Final = bytes(DIGEST_LEN)
 """``prev`` of a lineage genesis entry."""
+LINEAGE_WINDOW: Final = 64
+"""L of DESIGN 6: an agent carries at most this many entries plus the last pruned one."""
 
 Value: TypeAlias = bool | int | str | bytes | list["Value"] | dict[str, "Value"] | None
 """Free-form data: CBOR without floats, tags or non-text map keys."""
@@ -261,39 +271,137 @@ class MutationDescriptor:
 
 
 @dataclass(frozen=True, slots=True)
-class LineageEntry:
-    """One append-only, hash-linked lineage entry.
+class Totals:
+    """Running totals every entry carries, so policy caps survive pruning (DESIGN 6).
 
-    ``prev`` is the hash of the previous entry (``GENESIS_PREV`` for the first), ``link`` the
-    hash of an entry in another agent's lineage (a delegation edge) or empty.
+    ``depth`` counts entries since genesis (genesis is 0), ``zones`` the zones entered
+    (genesis counts its own), ``zone_path`` folds each new zone into a hash,
+    ``delegation`` is the delegation depth (set at a child's genesis), ``migrations`` counts
+    migration entries, ``last_recovery`` is 1 + the epoch of the last recovery entry (0:
+    never recovered).
+    """
+
+    depth: int
+    zones: int
+    zone_path: bytes
+    delegation: int
+    migrations: int
+    last_recovery: int
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "depth": self.depth,
+            "zones": self.zones,
+            "zone_path": self.zone_path,
+            "delegation": self.delegation,
+            "migrations": self.migrations,
+            "last_recovery": self.last_recovery,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEntry:
+    """One append-only, hash-linked, host-signed step of the agent's trust slope (DESIGN 6).
+
+    ``prev`` names the previous entry (``GENESIS_PREV`` for the first), ``link`` an entry of
+    another agent's lineage (a delegation edge) or empty. ``dah`` is the Dynamic Agent Hash
+    after this step; ``host``/``ddh`` the signing host's key and Dynamic Device Hash;
+    ``reveal`` opens the previous entry's ``commit``; ``commit`` binds the secret of the next
+    step, which ``next_signer`` must reveal. ``descriptor`` and ``host_record`` name (by hash)
+    the zone descriptor version and host record the entry was made under (empty: none).
+    ``proof`` holds a recovery token on recovery entries and is empty otherwise. ``sig`` is
+    the host's Ed25519 signature (see :func:`protocols.agent.lineage.signing_message`).
     """
 
     prev: bytes
     type: MutationClass
-    payload_digest: bytes
     epoch: int
     zone: str
     link: bytes
+    state_digest: bytes
+    dah: bytes
+    host: bytes
+    ddh: bytes
+    next_signer: bytes
+    reveal: bytes
+    salt: bytes
+    commit: bytes
+    totals: Totals
+    descriptor: bytes
+    host_record: bytes
+    proof: bytes
+    sig: bytes
 
-    def to_cbor(self) -> dict[str, Any]:
+    def body_cbor(self) -> dict[str, Any]:
+        """Every field except ``dah`` and ``sig``, in canonical order: what ext_t digests."""
         return {
+            "ddh": self.ddh,
+            "host": self.host,
             "link": self.link,
             "prev": self.prev,
+            "salt": self.salt,
             "type": self.type.value,
             "zone": self.zone,
             "epoch": self.epoch,
-            "payload_digest": self.payload_digest,
+            "proof": self.proof,
+            "commit": self.commit,
+            "reveal": self.reveal,
+            "totals": self.totals.to_cbor(),
+            "descriptor": self.descriptor,
+            "host_record": self.host_record,
+            "next_signer": self.next_signer,
+            "state_digest": self.state_digest,
+        }
+
+    def to_cbor(self) -> dict[str, Any]:
+        return {
+            "dah": self.dah,
+            "ddh": self.ddh,
+            "sig": self.sig,
+            "host": self.host,
+            "link": self.link,
+            "prev": self.prev,
+            "salt": self.salt,
+            "type": self.type.value,
+            "zone": self.zone,
+            "epoch": self.epoch,
+            "proof": self.proof,
+            "commit": self.commit,
+            "reveal": self.reveal,
+            "totals": self.totals.to_cbor(),
+            "descriptor": self.descriptor,
+            "host_record": self.host_record,
+            "next_signer": self.next_signer,
+            "state_digest": self.state_digest,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Lineage:
-    """The agent's lineage: entries from genesis to head."""
+    """The agent's lineage: at most ``LINEAGE_WINDOW`` entries up to the head, plus a checkpoint.
+
+    ``pruned`` is the last entry dropped from the window (None while nothing was pruned); it
+    is the base the first kept entry continues. ``genesis_dah``/``genesis_epoch`` name the
+    slope's first step for quorum scopes and the host's full-history store.
+    """
 
     entries: tuple[LineageEntry, ...]
+    pruned: LineageEntry | None
+    genesis_dah: bytes
+    genesis_epoch: int
 
     def to_cbor(self) -> dict[str, Any]:
-        return {"entries": [e.to_cbor() for e in self.entries]}
+        return {
+            "pruned": None if self.pruned is None else self.pruned.to_cbor(),
+            "entries": [e.to_cbor() for e in self.entries],
+            "genesis_dah": self.genesis_dah,
+            "genesis_epoch": self.genesis_epoch,
+        }
+
+    @property
+    def head(self) -> LineageEntry:
+        """The last entry (a validated lineage is never empty)."""
+        return self.entries[-1]
 
 
 @dataclass(frozen=True, slots=True)

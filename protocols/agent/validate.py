@@ -10,7 +10,13 @@ answer. Rules:
   (may be forwarded, never executed);
 - ``policy_ref`` or ``lineage`` missing or null: INVALID (nothing can vouch for the agent);
 - inside a field every key is required, no other key is allowed, every value has its type;
-- the lineage replays from genesis and the head's zone is the context's zone.
+- the lineage replays from genesis (or from its pruned checkpoint entry), holds at most
+  ``LINEAGE_WINDOW`` entries (exactly that many once an entry was pruned), names its genesis
+  DAH and epoch coherently, carries a ``proof`` exactly on recovery entries, and the head's
+  zone is the context's zone.
+
+Signatures, DAH steps, reveals, running totals and host admission are slope checks
+(:mod:`protocols.identity.slope`), not structure.
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ from protocols.agent.schema import (
     FIELDS,
     GENESIS_PREV,
     KEY_LEN,
+    LINEAGE_WINDOW,
     MAX_AGENT_BYTES,
+    MAX_PROOF,
     MUTABLE_FIELDS,
+    SALT_LEN,
     SIGNATURE_LEN,
     AccessAction,
     AccessRecord,
@@ -46,6 +55,7 @@ from protocols.agent.schema import (
     MutationDescriptor,
     PolicyRef,
     PropagationLimits,
+    Totals,
     Value,
     canonical_key,
 )
@@ -66,7 +76,7 @@ _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 _K_ACCESS: Final = ("actor", "epoch", "action", "outcome")
 _K_INTENT: Final = ("args", "verb")
 _K_LEDGER_EVENT: Final = ("data", "kind", "epoch")
-_K_LINEAGE: Final = ("entries",)
+_K_LINEAGE: Final = ("pruned", "entries", "genesis_dah", "genesis_epoch")
 _K_HANDLE: Final = ("kind", "size", "digest")
 _K_MEMORY: Final = ("ledger", "handles", "access_log")
 _K_DESCRIPTOR: Final = ("limits", "mutable", "delegation")
@@ -75,7 +85,39 @@ _K_CONTEXT: Final = ("nest", "role", "zone", "principal", "constraints")
 _K_CONSTRAINTS: Final = ("not_after_epoch", "not_before_epoch")
 _K_PATHWAY: Final = ("role", "verbs", "max_depth")
 _K_POLICY_REF: Final = ("signer", "contract", "signature")
-_K_ENTRY: Final = ("link", "prev", "type", "zone", "epoch", "payload_digest")
+_K_ENTRY: Final = (
+    "dah",
+    "ddh",
+    "sig",
+    "host",
+    "link",
+    "prev",
+    "salt",
+    "type",
+    "zone",
+    "epoch",
+    "proof",
+    "commit",
+    "reveal",
+    "totals",
+    "descriptor",
+    "host_record",
+    "next_signer",
+    "state_digest",
+)
+_K_TOTALS: Final = ("depth", "zones", "zone_path", "delegation", "migrations", "last_recovery")
+_D32_FIELDS: Final = (
+    "dah",
+    "ddh",
+    "host",
+    "prev",
+    "commit",
+    "reveal",
+    "next_signer",
+    "state_digest",
+)
+_OPT32_FIELDS: Final = ("link", "descriptor", "host_record")
+_CLASS_BY_VALUE: Final = {m.value: m for m in MutationClass}
 _CANON_FIELDS: Final = (
     "intent",
     "memory",
@@ -545,48 +587,205 @@ def _descriptor(value: Any, path: str, out: _Collector) -> MutationDescriptor | 
     return MutationDescriptor(mutable=tuple(mutable), delegation=tuple(pathways), limits=limits)
 
 
+def _totals(value: Any, path: str, out: _Collector) -> Totals | None:
+    m = _map(value, path, _K_TOTALS, out)
+    if m is None:
+        return None
+    depth = _uint(m["depth"], f"{path}.depth", out)
+    zones = _uint(m["zones"], f"{path}.zones", out)
+    zone_path = _bytes(m["zone_path"], f"{path}.zone_path", out, (DIGEST_LEN,))
+    delegation = _uint(m["delegation"], f"{path}.delegation", out)
+    migrations = _uint(m["migrations"], f"{path}.migrations", out)
+    last_recovery = _uint(m["last_recovery"], f"{path}.last_recovery", out)
+    if (
+        depth is None
+        or zones is None
+        or zone_path is None
+        or delegation is None
+        or migrations is None
+        or last_recovery is None
+    ):
+        return None
+    return Totals(depth, zones, zone_path, delegation, migrations, last_recovery)
+
+
+def _fast_entry(e: dict[str, Any]) -> LineageEntry | None:
+    """The common case in one pass of cheap checks; None sends the entry to the slow path."""
+    for name in _D32_FIELDS:
+        v = e[name]
+        if type(v) is not bytes or len(v) != DIGEST_LEN:
+            return None
+    for name in _OPT32_FIELDS:
+        v = e[name]
+        if type(v) is not bytes or len(v) not in (0, DIGEST_LEN):
+            return None
+    salt, sig, proof, epoch, zone = e["salt"], e["sig"], e["proof"], e["epoch"], e["zone"]
+    kind = _CLASS_BY_VALUE.get(e["type"]) if type(e["type"]) is str else None
+    t = e["totals"]
+    if (
+        kind is None
+        or type(salt) is not bytes
+        or len(salt) != SALT_LEN
+        or type(sig) is not bytes
+        or len(sig) != SIGNATURE_LEN
+        or type(proof) is not bytes
+        or len(proof) > MAX_PROOF
+        or (kind is MutationClass.RECOVERY) != bool(proof)
+        or type(epoch) is not int
+        or not 0 <= epoch <= MAX_UINT
+        or type(zone) is not str
+        or not 0 < len(zone) <= MAX_TEXT
+        or _NAME_RE.fullmatch(zone) is None
+        or type(t) is not dict
+        or tuple(t) != _K_TOTALS
+    ):
+        return None
+    nums = (t["depth"], t["zones"], t["delegation"], t["migrations"], t["last_recovery"])
+    for n in nums:
+        if type(n) is not int or not 0 <= n <= MAX_UINT:
+            return None
+    zp = t["zone_path"]
+    if type(zp) is not bytes or len(zp) != DIGEST_LEN:
+        return None
+    return LineageEntry(
+        prev=e["prev"],
+        type=kind,
+        epoch=epoch,
+        zone=zone,
+        link=e["link"],
+        state_digest=e["state_digest"],
+        dah=e["dah"],
+        host=e["host"],
+        ddh=e["ddh"],
+        next_signer=e["next_signer"],
+        reveal=e["reveal"],
+        salt=salt,
+        commit=e["commit"],
+        totals=Totals(nums[0], nums[1], zp, nums[2], nums[3], nums[4]),
+        descriptor=e["descriptor"],
+        host_record=e["host_record"],
+        proof=proof,
+        sig=sig,
+    )
+
+
+def _entry(item: Any, p: str, out: _Collector) -> LineageEntry | None:
+    """Parse one lineage entry, recording every problem under ``p``."""
+    e = _map(item, p, _K_ENTRY, out)
+    if e is None:
+        return None
+    fast = _fast_entry(e)
+    if fast is not None:
+        return fast
+    d32 = {n: _bytes(e[n], f"{p}.{n}", out, (DIGEST_LEN,)) for n in _D32_FIELDS}
+    opt = {n: _bytes(e[n], f"{p}.{n}", out, (0, DIGEST_LEN)) for n in _OPT32_FIELDS}
+    kind = _enum(e["type"], f"{p}.type", out, MutationClass)
+    epoch = _uint(e["epoch"], f"{p}.epoch", out)
+    zone = _text(e["zone"], f"{p}.zone", out, _NAME_RE)
+    salt = _bytes(e["salt"], f"{p}.salt", out, (SALT_LEN,))
+    sig = _bytes(e["sig"], f"{p}.sig", out, (SIGNATURE_LEN,))
+    proof: bytes | None = e["proof"]
+    if type(proof) is not bytes:
+        out.add(f"{p}.proof", "type", f"expected bytes, got {_kind(proof)}")
+        proof = None
+    elif len(proof) > MAX_PROOF:
+        out.add(f"{p}.proof", "length", f"{len(proof)} bytes, over {MAX_PROOF}")
+        proof = None
+    elif kind is not None and (kind is MutationClass.RECOVERY) != bool(proof):
+        want = "a recovery entry needs" if proof == b"" else "only recovery entries carry"
+        out.add(f"{p}.proof", "incoherent", f"{want} a proof")
+        proof = None
+    totals = _totals(e["totals"], f"{p}.totals", out)
+    if (
+        None in d32.values()
+        or None in opt.values()
+        or kind is None
+        or epoch is None
+        or zone is None
+        or salt is None
+        or sig is None
+        or proof is None
+        or totals is None
+    ):
+        return None
+    return LineageEntry(
+        prev=e["prev"],
+        type=kind,
+        epoch=epoch,
+        zone=zone,
+        link=e["link"],
+        state_digest=e["state_digest"],
+        dah=e["dah"],
+        host=e["host"],
+        ddh=e["ddh"],
+        next_signer=e["next_signer"],
+        reveal=e["reveal"],
+        salt=salt,
+        commit=e["commit"],
+        totals=totals,
+        descriptor=e["descriptor"],
+        host_record=e["host_record"],
+        proof=proof,
+        sig=sig,
+    )
+
+
 def _lineage(value: Any, path: str, out: _Collector) -> Lineage | object:
     m = _map(value, path, _K_LINEAGE, out)
     if m is None:
         return _Bad
     epath = f"{path}.entries"
-    items = _list(m["entries"], epath, out, non_empty=True)
+    items = _list(m["entries"], epath, out, max_len=LINEAGE_WINDOW, non_empty=True)
+    genesis_dah = _bytes(m["genesis_dah"], f"{path}.genesis_dah", out, (DIGEST_LEN,))
+    genesis_epoch = _uint(m["genesis_epoch"], f"{path}.genesis_epoch", out)
+    pruned: LineageEntry | None = None
+    ok = genesis_dah is not None and genesis_epoch is not None
+    if m["pruned"] is not None:
+        pruned = _entry(m["pruned"], f"{path}.pruned", out)
+        ok &= pruned is not None
     if items is None:
         return _Bad
     entries: list[LineageEntry] = []
-    ok = True
     for i, item in enumerate(items):
-        p = f"{epath}[{i}]"
-        e = _map(item, p, _K_ENTRY, out)
-        if e is None:
+        entry = _entry(item, f"{epath}[{i}]", out)
+        if entry is None:
             ok = False
-            continue
-        prev = _bytes(e["prev"], f"{p}.prev", out, (DIGEST_LEN,))
-        kind = _enum(e["type"], f"{p}.type", out, MutationClass)
-        digest = _bytes(e["payload_digest"], f"{p}.payload_digest", out, (DIGEST_LEN,))
-        epoch = _uint(e["epoch"], f"{p}.epoch", out)
-        zone = _text(e["zone"], f"{p}.zone", out, _NAME_RE)
-        link = _bytes(e["link"], f"{p}.link", out, (0, DIGEST_LEN))
-        if (
-            prev is None
-            or kind is None
-            or digest is None
-            or epoch is None
-            or zone is None
-            or link is None
-        ):
+        else:
+            entries.append(entry)
+    if not ok or genesis_dah is None or genesis_epoch is None:
+        return _Bad
+    first = entries[0]
+    if pruned is None:
+        base = GENESIS_PREV
+        if genesis_dah != first.dah:
+            out.add(f"{path}.genesis_dah", "incoherent", "differs from the genesis entry's dah")
             ok = False
-            continue
-        entries.append(
-            LineageEntry(
-                prev=prev, type=kind, payload_digest=digest, epoch=epoch, zone=zone, link=link
+        if genesis_epoch != first.epoch:
+            out.add(f"{path}.genesis_epoch", "incoherent", "differs from the genesis entry's epoch")
+            ok = False
+    else:
+        base = lineage_mod.entry_hash(pruned)
+        if len(entries) != LINEAGE_WINDOW:
+            out.add(
+                epath,
+                "length",
+                f"{len(entries)} entries after a pruned entry; a pruned lineage keeps exactly "
+                f"{LINEAGE_WINDOW}",
             )
-        )
+            ok = False
+        if first.epoch < pruned.epoch:
+            out.add(f"{epath}[0].epoch", "lineage", "epoch goes back from the pruned entry's")
+            ok = False
+        if genesis_epoch > pruned.epoch:
+            out.add(f"{path}.genesis_epoch", "incoherent", "after the pruned entry's epoch")
+            ok = False
     if not ok:
         return _Bad
     try:
-        lineage_mod.replay(entries, base=GENESIS_PREV, path=epath)
+        lineage_mod.replay(entries, base=base, path=epath)
     except LineageError as exc:
         out.add(exc.where, "lineage", exc.message)
         return _Bad
-    return Lineage(entries=tuple(entries))
+    return Lineage(
+        entries=tuple(entries), pruned=pruned, genesis_dah=genesis_dah, genesis_epoch=genesis_epoch
+    )

@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import cbor2
+import pytest
 
-from protocols.agent import AgentSpec, encode_agent, new_agent
+from protocols.agent.build import AgentSpec, encode_agent, new_agent
+from protocols.identity.host import new_host
+from protocols.identity.host_secrets import HostSecrets
 
 BIN = Path(sys.executable).parent / "meshnode"
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command keeps its identity file under the test's directory, never in ~."""
+    monkeypatch.setenv("MESHNODE_HOME", str(tmp_path / "home"))
 
 
 def meshnode(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     cmd = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "meshnode.cli"]
     return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [*cmd, *args], capture_output=True, text=True, timeout=timeout, check=False, env=os.environ
     )
+
+
+def _signed(verb: str = "note", zone: str = "z", **args: str) -> bytes:
+    """Agent bytes signed by a throwaway host (structurally FULL, slope unknown here)."""
+    rng = random.Random(5)
+    spec = AgentSpec(verb=verb, zone=zone, args=args)
+    return encode_agent(new_agent(spec, new_host(rng, 0), HostSecrets(), rng).agent)
 
 
 def test_every_command_has_help() -> None:
@@ -29,6 +47,7 @@ def test_every_command_has_help() -> None:
         ["agent", "new", "--help"],
         ["agent", "show", "--help"],
         ["agent", "validate", "--help"],
+        ["agent", "verify", "--help"],
         ["agent", "demo", "--help"],
     ):
         result = meshnode(*args)
@@ -55,6 +74,8 @@ def test_new_show_validate(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "note" in shown.stdout
     assert "initialization" in shown.stdout
+    assert "trust slope" in shown.stdout
+    assert "genesis DAH" in shown.stdout
     checked = meshnode("agent", "validate", "--json", str(out))
     assert checked.returncode == 0
     record = json.loads(checked.stdout)
@@ -64,7 +85,7 @@ def test_new_show_validate(tmp_path: Path) -> None:
 
 def test_validate_exit_codes(tmp_path: Path) -> None:
     good = tmp_path / "good.cbor"
-    good.write_bytes(encode_agent(new_agent(AgentSpec(verb="note", zone="z"))))
+    good.write_bytes(_signed())
     tree = cbor2.loads(good.read_bytes())
     del tree["intent"]
     partial = tmp_path / "partial.cbor"
@@ -119,7 +140,7 @@ def _damage(rng: random.Random, good: bytes, tree: dict[str, object]) -> bytes:
 
 def test_thousands_of_damaged_files_get_a_typed_status(tmp_path: Path) -> None:
     rng = random.Random(20261123)
-    good = encode_agent(new_agent(AgentSpec(verb="note", zone="alpha", args={"t": "x"})))
+    good = _signed(zone="alpha", t="x")
     tree = cbor2.loads(good)
     files = []
     for i in range(2000):
@@ -142,3 +163,67 @@ def test_thousands_of_damaged_files_get_a_typed_status(tmp_path: Path) -> None:
                 assert problem["path"]
                 assert problem["message"]
     assert "INVALID" in seen
+
+
+def test_new_creates_a_private_identity_and_verify_accepts_its_slopes(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.cbor", tmp_path / "b.cbor"
+    for out in (a, b):
+        made = meshnode("agent", "new", "--intent", "note", "--zone", "alpha", "--out", str(out))
+        assert made.returncode == 0, made.stderr
+    identity = tmp_path / "home" / "identity.cbor"
+    assert stat.S_IMODE(identity.stat().st_mode) == 0o600
+    checked = meshnode("agent", "verify", "--json", str(a), str(b))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    records = [json.loads(line) for line in checked.stdout.splitlines()]
+    assert [r["status"] for r in records] == ["OK", "OK"]
+    assert records[0]["genesis_dah"] != records[1]["genesis_dah"]
+    assert records[0]["depth"] == 0
+
+
+def test_verify_names_reason_and_step_and_exits_1(tmp_path: Path) -> None:
+    out = tmp_path / "a.cbor"
+    assert (
+        meshnode(
+            "agent", "new", "--intent", "note", "--zone", "alpha", "--out", str(out)
+        ).returncode
+        == 0
+    )
+    tree = cbor2.loads(out.read_bytes())
+    tree["lineage"]["entries"][0]["salt"] = b"\x00" * 16
+    tampered = tmp_path / "t.cbor"
+    tampered.write_bytes(cbor2.dumps(tree, canonical=True))
+    foreign = tmp_path / "f.cbor"
+    foreign.write_bytes(_signed())
+    garbage = tmp_path / "g.cbor"
+    garbage.write_bytes(b"\xff")
+    result = meshnode(
+        "agent", "verify", "--json", str(out), str(tampered), str(foreign), str(garbage)
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["status"], r["reason"], r["step"]) for r in records] == [
+        ("OK", "ok", None),
+        ("REFUSED", "bad-step", 0),
+        ("REFUSED", "unknown-host", 0),
+        ("INVALID", "malformed", None),
+    ]
+    plain = meshnode("agent", "verify", str(tampered))
+    assert plain.returncode == 1
+    assert "REFUSED bad-step at lineage.entries[0]" in plain.stdout
+
+
+def test_identity_readable_by_others_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "a.cbor"
+    assert (
+        meshnode(
+            "agent", "new", "--intent", "note", "--zone", "alpha", "--out", str(out)
+        ).returncode
+        == 0
+    )
+    identity = tmp_path / "home" / "identity.cbor"
+    identity.chmod(0o644)
+    again = meshnode("agent", "new", "--intent", "note", "--zone", "alpha", "--out", str(out))
+    assert again.returncode == 1
+    assert "chmod 600" in again.stderr
+    assert "Traceback" not in again.stderr

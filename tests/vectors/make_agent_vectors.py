@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,50 +24,63 @@ import cbor2
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from protocols.agent import AgentSpec, encode_agent, new_agent  # noqa: E402
-from protocols.agent.lineage import append  # noqa: E402
-from protocols.agent.schema import SCHEMA_VERSION, Agent, MutationClass  # noqa: E402
+from nacl.signing import SigningKey  # noqa: E402
+
+from protocols.agent.build import AgentSpec, encode_agent, new_agent  # noqa: E402
+from protocols.agent.schema import LINEAGE_WINDOW, SCHEMA_VERSION, Agent, MutationClass  # noqa: E402
+from protocols.identity import dah  # noqa: E402
+from protocols.identity.host import HostGrant, new_host, sign_record  # noqa: E402
+from protocols.identity.host_secrets import HostSecrets  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "agent"
 
 Edit = Callable[[dict[str, Any]], object]
 
+AUTHORITY = SigningKey(hashlib.sha256(b"vector authority").digest())
+DESCRIPTOR = hashlib.sha256(b"descriptor v1").digest()
+
+
+def grow(steps: int) -> Agent:
+    """A FULL agent with ``steps`` + 1 signed entries, made by one seeded host."""
+    rng = random.Random(20261123)
+    host = new_host(rng, 39)
+    record = sign_record(host.key, host.ddh.genesis, HostGrant(zones=("fleet.north",)), AUTHORITY)
+    host = host.with_record(record.name)
+    spec = AgentSpec(
+        verb="report",
+        zone="fleet.north",
+        role="scout",
+        principal="ops@fleet",
+        args={"unit": "u-17", "fuel": 63, "tags": ["a", "b"], "pos": {"x": 1, "y": -2}},
+        epoch=40,
+        origin=dah.Origin(descriptor=DESCRIPTOR),
+    )
+    made = new_agent(spec, host, HostSecrets(), rng)
+    agent, secrets = made.agent, made.secrets
+    for k in range(steps):
+        cls = MutationClass.EXECUTION if k % 2 else MutationClass.STATE_TRANSITION
+        step = dah.mutate(agent, dah.Change(cls), host, secrets, 41 + k // 8, rng)
+        agent, secrets = step.agent, step.secrets
+    return agent
+
 
 def base_agent() -> Agent:
-    """A FULL agent with a 3-entry lineage and every sub-structure populated."""
-    made = new_agent(
-        AgentSpec(
-            verb="report",
-            zone="fleet.north",
-            role="scout",
-            principal="ops@fleet",
-            args={"unit": "u-17", "fuel": 63, "tags": ["a", "b"], "pos": {"x": 1, "y": -2}},
-            epoch=40,
-        )
-    )
-    assert made.lineage is not None
-    line = append(
-        made.lineage,
-        type=MutationClass.STATE_TRANSITION,
-        payload_digest=hashlib.sha256(b"s1").digest(),
-        epoch=41,
-        zone="fleet.north",
-    )
-    line = append(
-        line,
-        type=MutationClass.EXECUTION,
-        payload_digest=hashlib.sha256(b"s2").digest(),
-        epoch=41,
-        zone="fleet.north",
-    )
-    return Agent(
-        intent=made.intent,
-        context=made.context,
-        memory=made.memory,
-        policy_ref=made.policy_ref,
-        mutation_descriptor=made.mutation_descriptor,
-        lineage=line,
-    )
+    """A FULL agent with a 3-entry signed lineage."""
+    return grow(2)
+
+
+def pruned_tree() -> dict[str, Any]:
+    """A FULL agent whose lineage was pruned: the window plus the last pruned entry."""
+    tree = grow(LINEAGE_WINDOW + 1).to_cbor()
+    assert tree["lineage"]["pruned"] is not None
+    return tree
+
+
+def unpruned_overlong(tree: dict[str, Any]) -> bytes:
+    line = tree["lineage"]
+    line["entries"].insert(0, line["pruned"])
+    line["pruned"] = None
+    return enc(tree)
 
 
 def base_tree() -> dict[str, Any]:
@@ -414,6 +428,147 @@ CASES: list[Case] = [
         ("lineage.entries[1].link",),
         put("lineage.entries[1].link", b"\x01" * 5),
     ),
+    # -- lineage entries as trust-slope steps (schema 2) -----------------------------------
+    Case(
+        "full_pruned_window",
+        "DESIGN 6: L=64 entries plus the last pruned entry, genesis DAH and epoch",
+        "FULL",
+        (),
+        raw=lambda _b: enc(pruned_tree()),
+    ),
+    Case(
+        "full_head_without_descriptor",
+        "descriptor name may be empty (made outside a zone descriptor); structure only",
+        "FULL",
+        (),
+        put("lineage.entries[2].descriptor", b""),
+    ),
+    Case(
+        "invalid_entry_dah_len",
+        "31-byte DAH",
+        "INVALID",
+        ("lineage.entries[1].dah",),
+        put("lineage.entries[1].dah", b"\x01" * 31),
+    ),
+    Case(
+        "invalid_entry_sig_len",
+        "63-byte signature",
+        "INVALID",
+        ("lineage.entries[2].sig",),
+        put("lineage.entries[2].sig", b"\x01" * 63),
+    ),
+    Case(
+        "invalid_entry_host_text",
+        "host key as text",
+        "INVALID",
+        ("lineage.entries[0].host",),
+        put("lineage.entries[0].host", "host-a"),
+    ),
+    Case(
+        "invalid_entry_salt_len",
+        "salt of 32 bytes, not 16",
+        "INVALID",
+        ("lineage.entries[1].salt",),
+        put("lineage.entries[1].salt", b"\x02" * 32),
+    ),
+    Case(
+        "invalid_entry_next_signer_empty",
+        "every entry names a next signer",
+        "INVALID",
+        ("lineage.entries[2].next_signer",),
+        put("lineage.entries[2].next_signer", b""),
+    ),
+    Case(
+        "invalid_entry_no_reveal",
+        "reveal key missing",
+        "INVALID",
+        ("lineage.entries[1].reveal",),
+        drop("lineage.entries[1].reveal"),
+    ),
+    Case(
+        "invalid_entry_v1_field",
+        "schema 1 payload_digest is not a schema 2 key",
+        "INVALID",
+        ("lineage.entries[1].payload_digest",),
+        put("lineage.entries[1].payload_digest", b"\x00" * 32),
+    ),
+    Case(
+        "invalid_totals_negative_depth",
+        "running totals are unsigned",
+        "INVALID",
+        ("lineage.entries[1].totals.depth",),
+        put("lineage.entries[1].totals.depth", -1),
+    ),
+    Case(
+        "invalid_totals_no_zone_path",
+        "zone_path missing from the totals",
+        "INVALID",
+        ("lineage.entries[1].totals.zone_path",),
+        drop("lineage.entries[1].totals.zone_path"),
+    ),
+    Case(
+        "invalid_descriptor_len",
+        "descriptor name of 5 bytes",
+        "INVALID",
+        ("lineage.entries[1].descriptor",),
+        put("lineage.entries[1].descriptor", b"\x05" * 5),
+    ),
+    Case(
+        "invalid_proof_off_recovery",
+        "only recovery entries carry a proof",
+        "INVALID",
+        ("lineage.entries[1].proof",),
+        put("lineage.entries[1].proof", b"token"),
+    ),
+    Case(
+        "invalid_recovery_without_proof",
+        "a recovery entry must carry its token",
+        "INVALID",
+        ("lineage.entries[2].proof",),
+        put("lineage.entries[2].type", "recovery"),
+    ),
+    Case(
+        "invalid_genesis_dah_mismatch",
+        "lineage names a genesis DAH its genesis entry does not have",
+        "INVALID",
+        ("lineage.genesis_dah",),
+        put("lineage.genesis_dah", b"\x01" * 32),
+    ),
+    Case(
+        "invalid_genesis_epoch_mismatch",
+        "lineage names a genesis epoch its genesis entry does not have",
+        "INVALID",
+        ("lineage.genesis_epoch",),
+        put("lineage.genesis_epoch", 0),
+    ),
+    Case(
+        "invalid_lineage_v1_shape",
+        "schema 1 lineage map: no pruned, genesis_dah, genesis_epoch",
+        "INVALID",
+        ("lineage.pruned", "lineage.genesis_dah", "lineage.genesis_epoch"),
+        lambda t: [t["lineage"].pop(k) for k in ("pruned", "genesis_dah", "genesis_epoch")],
+    ),
+    Case(
+        "invalid_pruned_short_window",
+        "a pruned lineage keeps exactly L entries",
+        "INVALID",
+        ("lineage.entries",),
+        lambda t: t["lineage"].__setitem__("pruned", dict(t["lineage"]["entries"][0])),
+    ),
+    Case(
+        "invalid_pruned_base_edited",
+        "the pruned entry was edited: the first kept entry no longer continues it",
+        "INVALID",
+        ("lineage.entries[0].prev",),
+        raw=lambda _b: enc(_edit(pruned_tree(), put("lineage.pruned.salt", b"\x09" * 16))),
+    ),
+    Case(
+        "invalid_window_exceeded",
+        "65 entries and nothing pruned: over L",
+        "INVALID",
+        ("lineage.entries",),
+        raw=lambda _b: unpruned_overlong(pruned_tree()),
+    ),
     # -- INVALID: bytes ----------------------------------------------------------------------
     Case(
         "invalid_truncated",
@@ -488,6 +643,11 @@ CASES: list[Case] = [
     ),
     Case("invalid_empty_input", "no bytes at all", "INVALID", ("@0",), raw=lambda _b: b""),
 ]
+
+
+def _edit(tree: dict[str, Any], edit: Edit) -> dict[str, Any]:
+    edit(tree)
+    return tree
 
 
 def build(case: Case, good: bytes) -> bytes:

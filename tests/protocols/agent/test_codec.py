@@ -6,7 +6,8 @@ import cbor2
 import pytest
 
 from protocols import codec
-from protocols.agent import encode_agent, validate_bytes
+from protocols.agent import validate_bytes
+from protocols.agent.build import encode_agent
 from protocols.agent.schema import Agent
 from protocols.errors import DecodeError
 

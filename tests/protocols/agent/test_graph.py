@@ -2,29 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from protocols.agent import lineage
+from protocols.agent.build import AgentSpec
 from protocols.agent.graph import ExecutionGraph
-from protocols.agent.schema import Lineage, MutationClass
+from protocols.agent.schema import LINEAGE_WINDOW, Agent, Lineage, MutationClass
 from protocols.errors import LineageError
+from protocols.identity.dah import Change, Origin
+
+from .conftest import grown_agent, maker
+
+
+def _moved(agent: Agent, zone: str) -> Change:
+    assert agent.context is not None
+    return Change(MutationClass.MIGRATION, context=replace(agent.context, zone=zone))
 
 
 def _parent_and_child() -> tuple[Lineage, Lineage]:
-    parent = lineage.genesis(payload_digest=b"\x01" * 32, epoch=1, zone="alpha")
-    parent = lineage.append(
-        parent, type=MutationClass.MIGRATION, payload_digest=b"\x02" * 32, epoch=2, zone="beta"
+    m = maker()
+    parent = m.new(AgentSpec(verb="note", zone="alpha", epoch=1))
+    parent = m.step(parent, _moved(parent, "beta"), 2)
+    parent = m.step(parent, Change(MutationClass.DELEGATION), 3)
+    assert parent.lineage is not None
+    link = lineage.head(parent.lineage)
+    child = m.new(AgentSpec(verb="fetch", zone="beta", epoch=3, origin=Origin(link, 1)))
+    assert child.context is not None
+    child = m.step(
+        child, Change(MutationClass.EXECUTION, context=replace(child.context, zone="gamma")), 4
     )
-    parent = lineage.append(
-        parent, type=MutationClass.DELEGATION, payload_digest=b"\x03" * 32, epoch=3, zone="beta"
-    )
-    child = lineage.genesis(
-        payload_digest=b"\x04" * 32, epoch=3, zone="beta", link=lineage.head(parent)
-    )
-    child = lineage.append(
-        child, type=MutationClass.EXECUTION, payload_digest=b"\x05" * 32, epoch=4, zone="gamma"
-    )
-    return parent, child
+    assert child.lineage is not None
+    return parent.lineage, child.lineage
 
 
 def test_graph_is_acyclic_and_queries_paths() -> None:
@@ -57,3 +67,13 @@ def test_dangling_parent_is_detected() -> None:
     with pytest.raises(LineageError) as info:
         graph.check()
     assert "dangling parent" in info.value.message
+
+
+def test_a_pruned_lineage_is_rooted_at_its_checkpoint() -> None:
+    line = grown_agent(LINEAGE_WINDOW + 2).lineage
+    assert line is not None
+    graph = ExecutionGraph()
+    head = graph.add_lineage(line)
+    graph.check()
+    assert len(graph) == LINEAGE_WINDOW + 1
+    assert graph.zone_path(head) == ("alpha",)

@@ -9,9 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import codec
-from protocols.agent import AgentSpec, encode_agent, new_agent, validate_bytes
+from protocols.agent import validate_bytes
+from protocols.agent.build import AgentSpec, encode_agent
 from protocols.errors import MeshError
 from protocols.types import ValidationStatus
+
+from .conftest import maker
 
 values = st.recursive(
     st.none()
@@ -38,7 +41,7 @@ zones = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max
 def test_round_trip_is_byte_identical(
     verb: str, zone: str, args: dict[str, object], epoch: int
 ) -> None:
-    made = new_agent(AgentSpec(verb=verb, zone=zone, args=args, epoch=epoch))  # type: ignore[arg-type]
+    made = maker().new(AgentSpec(verb=verb, zone=zone, args=args, epoch=epoch))  # type: ignore[arg-type]
     data = encode_agent(made)
     result = validate_bytes(data)
     assert result.status is ValidationStatus.FULL, result.problems
@@ -47,7 +50,7 @@ def test_round_trip_is_byte_identical(
     assert codec.encode(codec.decode(data, max_bytes=1 << 20)) == data
 
 
-GOOD = encode_agent(new_agent(AgentSpec(verb="note", zone="alpha", args={"t": "x", "n": [1, 2]})))
+GOOD = encode_agent(maker().new(AgentSpec(verb="note", zone="alpha", args={"t": "x", "n": [1, 2]})))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from protocols.agent import validate_bytes
+from protocols.agent import SCHEMA_VERSION, validate_bytes
 
 VECTORS = sorted((Path(__file__).resolve().parents[2] / "vectors" / "agent").glob("*.json"))
 
@@ -17,6 +17,7 @@ def test_there_are_enough_vectors() -> None:
     assert len(VECTORS) >= 40
     statuses = {json.loads(p.read_text())["status"] for p in VECTORS}
     assert statuses == {"FULL", "PARTIAL", "INVALID"}
+    assert {json.loads(p.read_text())["schema_version"] for p in VECTORS} == {SCHEMA_VERSION}
 
 
 @pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])

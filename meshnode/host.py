@@ -173,6 +173,11 @@ class MeshHost:
                 await self._watch.changed.wait()
                 continue
             self.dials += 1
+            # py-libp2p 0.8.1 refuses to redial a peer for 60 s after one failed dial (its
+            # "negative cache"); our loop owns the backoff, so clear that entry first.
+            unblock = getattr(self.host.get_network(), "unblock_peer", None)
+            if unblock is not None:
+                unblock(info.peer_id)
             try:
                 with trio.fail_after(self.network.dial_timeout_s):
                     await self.host.connect(info)

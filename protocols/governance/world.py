@@ -177,8 +177,16 @@ class World:
             lineage=None,
         )
 
-    def spawn(self, body: Agent, host: int, epoch: int, rng: random.Random) -> Agent:
-        """Give ``body`` its genesis on host ``host`` (the host keeps its secret here)."""
+    def spawn(
+        self,
+        body: Agent,
+        host: int,
+        epoch: int,
+        rng: random.Random,
+        descriptor: bytes | None = None,
+    ) -> Agent:
+        """Give ``body`` its genesis on host ``host`` (the host keeps its secret here), made
+        under ``descriptor`` (default: this world's version 1)."""
         h = self.hosts[host]
         step = dah.genesis(
             body,
@@ -186,9 +194,9 @@ class World:
             self.secrets.get(h.key, HostSecrets()),
             epoch,
             rng,
-            dah.Origin(descriptor=self.descriptor.id),
+            dah.Origin(descriptor=descriptor or self.descriptor.id),
         )
-        self.secrets[h.key] = step.secrets
+        self._keep(h.key, step.secrets)
         return step.agent
 
     def step(self, agent: Agent, change: dah.Change, epoch: int, rng: random.Random) -> Agent:
@@ -204,8 +212,13 @@ class World:
             epoch,
             rng,
         )
-        self.secrets[h.key] = out.secrets
+        self._keep(h.key, out.secrets)
         return out.agent
+
+    def _keep(self, key: bytes, secrets: HostSecrets) -> None:
+        """Keep spent secrets too, so tests can branch an agent (a host never would)."""
+        old = self.secrets.get(key, HostSecrets())
+        self.secrets[key] = HostSecrets(MappingProxyType({**old.pending, **secrets.pending}))
 
     def grow(self, agent: Agent, steps: int, epoch: int, rng: random.Random) -> Agent:
         for _ in range(steps):

@@ -307,6 +307,7 @@ class MeshNode:
 
     async def _status(self, request: Request) -> Response:
         counts = await self.db(self.store.table_counts)
+        schema = await self.db(lambda: self.store.schema_version)
         try:
             ver = version("meshnode")
         except PackageNotFoundError:
@@ -322,7 +323,7 @@ class MeshNode:
                 "pubsub_peers": len(self.bridge.peers()),
                 "topics": list(self.config.pubsub.topics),
                 "zones": [z.id for z in self.config.zones],
-                "store": {"schema_version": self.store.schema_version, **counts},
+                "store": {"schema_version": schema, **counts},
                 "router": "flood-relay (placeholder)",
             }
         )

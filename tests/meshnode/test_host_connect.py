@@ -5,10 +5,15 @@ from __future__ import annotations
 import random
 import socket
 
+import multiaddr
 import pytest
 import trio
+from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 
 from meshnode.host import Backoff
 
@@ -63,3 +68,18 @@ async def test_unreachable_bootstrap_backs_off(make_peer, until) -> None:
         with trio.move_on_after(0.3):
             await until(lambda: b.mesh.dial_failures >= 6, timeout=10)
         assert b.mesh.dial_failures < 6  # 0.1, 0.2, 0.4 ... not a tight loop
+
+
+@pytest.mark.trio
+async def test_mplex_only_peer_connects_via_fallback(make_peer, until) -> None:
+    async with make_peer() as a:
+        old = new_host(
+            key_pair=create_new_key_pair(),
+            muxer_opt={TProtocol(MPLEX_PROTOCOL_ID): Mplex},
+        )
+        async with old.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await old.connect(info_from_p2p_addr(multiaddr.Multiaddr(a.addr())))
+            await until(lambda: a.mesh.is_connected(old.get_id()))
+            conn = a.mesh.host.get_network().get_connections(old.get_id())[0]
+            assert type(conn.muxed_conn).__name__ == "Mplex"
+            assert await a.mesh.ping(old.get_id()) >= 0

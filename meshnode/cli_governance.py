@@ -1,0 +1,489 @@
+"""Governance commands: ``keygen``, ``zone new/show/admit-host/revoke-host/override``,
+``policy check``. ``register(main)`` adds them to the ``meshnode`` click group.
+
+A *zone file* (canonical CBOR) holds everything signed for one zone: descriptor versions,
+contracts, the policy references agents carry, host records, revocations and overrides. The
+commands create and sign these; a running node publishes them on the zone's control topic.
+User errors print one line and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import nacl.signing
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from protocols import codec
+from protocols.agent import validate_bytes
+from protocols.agent.schema import MAX_AGENT_BYTES
+from protocols.errors import MeshError
+from protocols.governance.meta import Action, Override
+from protocols.governance.policy import Contract, contract_from_toml, facts_of, make_policy_ref
+from protocols.governance.signing import (
+    TAG_CONTRACT,
+    TAG_DESCRIPTOR,
+    TAG_OVERRIDE,
+    Authority,
+    Signed,
+    public_key,
+    signed_from_cbor,
+    signing_key,
+)
+from protocols.governance.zone import QuorumParams, ZoneDescriptor
+from protocols.identity.host import (
+    HostGrant,
+    record_from_cbor,
+    sign_record,
+    sign_revocation,
+)
+from protocols.types import PolicyVerdict, ValidationStatus
+
+console = Console()
+KEY_KIND = "meshnode-ed25519-seed"
+MAX_ZONE_FILE = 4 * 1024 * 1024
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(func: F) -> F:
+    """Turn input errors into one line and exit code 1 (click prints ``Error: ...``)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MeshError as exc:
+            raise click.ClickException(exc.describe()) from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _hex(value: str, what: str, length: int = 32) -> bytes:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise click.BadParameter(f"{what} must be hex") from None
+    if len(raw) != length:
+        raise click.BadParameter(f"{what} must be {length} bytes ({2 * length} hex digits)")
+    return raw
+
+
+# -- key files ------------------------------------------------------------------------------
+
+
+def write_key(path: Path, seed: bytes) -> None:
+    """A signing-key file, readable by its owner only."""
+    data = codec.encode({"kind": KEY_KIND, "seed": seed})
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_key(path: Path) -> nacl.signing.SigningKey:
+    if path.stat().st_mode & 0o077:
+        raise MeshError(f"key file {path} is readable by other users (chmod 600 it)")
+    tree = codec.decode(path.read_bytes()[:4096], max_bytes=4096)
+    if not isinstance(tree, dict) or tree.get("kind") != KEY_KIND:
+        raise MeshError(f"{path} is not a meshnode key file (make one with `meshnode keygen`)")
+    seed = tree.get("seed")
+    if not isinstance(seed, bytes):
+        raise MeshError(f"{path} holds no seed")
+    return signing_key(seed)
+
+
+KEY_OPTION = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command("keygen")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Key file to create (mode 0600; never overwritten).",
+)
+@_user_errors
+def keygen(out: Path) -> None:
+    """Create an Ed25519 signing key (zone authority, meta-authority or validator)."""
+    if out.exists():
+        raise click.ClickException(f"{out} exists; refusing to overwrite a key")
+    seed = os.urandom(32)
+    write_key(out, seed)
+    console.print(f"wrote {escape(str(out))}  public key {public_key(signing_key(seed)).hex()}")
+
+
+# -- zone files -----------------------------------------------------------------------------
+
+
+def load_zone(path: Path) -> dict[str, Any]:
+    if path.stat().st_size > MAX_ZONE_FILE:
+        raise MeshError(f"{path} is larger than {MAX_ZONE_FILE} bytes")
+    tree = codec.decode(path.read_bytes(), max_bytes=MAX_ZONE_FILE, max_depth=12)
+    keys = {
+        "zone",
+        "authority",
+        "descriptors",
+        "contracts",
+        "policy_refs",
+        "host_records",
+        "revocations",
+        "overrides",
+    }
+    if not isinstance(tree, dict) or set(tree) != keys:
+        raise MeshError(f"{path} is not a zone file (make one with `meshnode zone new`)")
+    return tree
+
+
+def save_zone(path: Path, tree: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(codec.encode(tree))
+    tmp.replace(path)
+
+
+def _authority(tree: dict[str, Any]) -> Authority:
+    return Authority.from_cbor(tree["authority"], "authority")
+
+
+def _descriptors(tree: dict[str, Any]) -> list[tuple[Signed, ZoneDescriptor]]:
+    out = []
+    for i, item in enumerate(tree["descriptors"]):
+        signed = signed_from_cbor(item, TAG_DESCRIPTOR, f"descriptors[{i}]")
+        out.append((signed, ZoneDescriptor.from_cbor(signed.body, f"descriptors[{i}].body")))
+    return out
+
+
+@click.group("zone")
+def zone() -> None:
+    """Create, inspect and sign a zone's governance file."""
+
+
+@zone.command("new")
+@click.option("--id", "zone_id", required=True, help="Zone id (its topic name).")
+@click.option(
+    "--policy",
+    "policy",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Policy contract TOML (see examples/zone-policy.toml).",
+)
+@click.option(
+    "--key", "keys", required=True, multiple=True, type=KEY_OPTION, help="Authority key file(s)."
+)
+@click.option("--threshold", type=click.IntRange(min=1), help="m of the m-of-k authority.")
+@click.option(
+    "--meta-key", "meta_keys", multiple=True, type=KEY_OPTION, help="Meta-authority key file(s)."
+)
+@click.option("--validator", "validators", multiple=True, help="Validator host key (hex).")
+@click.option("--activation-epoch", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--quorum-mode", type=click.Choice(["global", "local"]), default="global")
+@click.option("--n", "n", default=5, show_default=True, type=click.IntRange(1, 64))
+@click.option("--k-min", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--cross-zone", "cross", multiple=True, help="Zone agents may enter from freely.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Zone file.")
+@_user_errors
+def zone_new(
+    zone_id: str,
+    policy: Path,
+    keys: tuple[Path, ...],
+    threshold: int | None,
+    meta_keys: tuple[Path, ...],
+    validators: tuple[str, ...],
+    activation_epoch: int,
+    quorum_mode: str,
+    n: int,
+    k_min: int,
+    cross: tuple[str, ...],
+    out: Path | None,
+) -> None:
+    """Sign a zone descriptor (version 1) and its policy contract into a new zone file."""
+    signers = [read_key(k) for k in keys]
+    metas = [read_key(k) for k in meta_keys] or signers
+    contract = contract_from_toml(policy.read_text())
+    if contract.zone != zone_id:
+        raise click.ClickException(
+            f"{policy}: contract is for zone {contract.zone!r}, not {zone_id!r}"
+        )
+    authority = Authority.of([public_key(k) for k in signers], threshold or len(signers))
+    desc = ZoneDescriptor(
+        zone=zone_id,
+        version=1,
+        activation_epoch=activation_epoch,
+        contracts=(contract.id,),
+        validators=tuple(sorted({_hex(v, "--validator") for v in validators})),
+        meta_authority=Authority.of([public_key(k) for k in metas], len(metas)),
+        quorum=QuorumParams(mode=quorum_mode, n=n, k_min=k_min, health_ceiling=n),
+        cross_zone=tuple(sorted(set(cross))),
+    )
+    ref = make_policy_ref(zone_id, contract.id, signers[0])
+    tree = {
+        "zone": zone_id,
+        "authority": authority.to_cbor(),
+        "descriptors": [desc.sign(*signers).to_cbor()],
+        "contracts": [contract.sign(*signers).to_cbor()],
+        "policy_refs": [ref.to_cbor()],
+        "host_records": [],
+        "revocations": [],
+        "overrides": [],
+    }
+    path = out or Path(f"zone-{zone_id}.cbor")
+    if path.exists():
+        raise click.ClickException(f"{path} exists; refusing to overwrite a zone file")
+    save_zone(path, tree)
+    console.print(
+        f"wrote {escape(str(path))}: zone {escape(zone_id)} descriptor {desc.id.hex()[:16]} "
+        f"contract {contract.id.hex()[:16]} ({len(contract.rules)} rules)"
+    )
+
+
+@zone.command("show")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_user_errors
+def zone_show(file: Path) -> None:
+    """Print a zone file's descriptors, contracts, hosts and overrides, checking signatures."""
+    tree = load_zone(file)
+    authority = _authority(tree)
+    table = Table(title=f"zone {escape(str(tree['zone']))}")
+    for col in ("version", "activation", "id", "signed", "contracts", "validators", "quorum"):
+        table.add_column(col)
+    for signed, desc in _descriptors(tree):
+        q = desc.quorum
+        table.add_row(
+            str(desc.version),
+            str(desc.activation_epoch),
+            desc.id.hex()[:16],
+            "yes" if signed.authorised_by(authority) else "NO",
+            ", ".join(c.hex()[:12] for c in desc.contracts),
+            str(len(desc.validators)),
+            f"{q.mode} n={q.n} k>={q.k_min}",
+        )
+    console.print(table)
+    for i, item in enumerate(tree["contracts"]):
+        signed = signed_from_cbor(item, TAG_CONTRACT, f"contracts[{i}]")
+        _print_contract(Contract.from_cbor(signed.body), signed.authorised_by(authority))
+    hosts = Table(title="hosts")
+    for col in ("host key", "zones", "roles", "from epoch", "revoked"):
+        hosts.add_column(col)
+    revoked = {r["host_key"] for r in tree["revocations"] if isinstance(r, dict)}
+    for i, item in enumerate(tree["host_records"]):
+        rec = record_from_cbor(item, f"host_records[{i}]")
+        hosts.add_row(
+            rec.host_key.hex()[:16],
+            ",".join(rec.zones),
+            ",".join(rec.roles),
+            str(rec.valid_from_epoch),
+            "yes" if rec.host_key in revoked else "",
+        )
+    console.print(hosts)
+    overrides = Table(title="overrides")
+    for col in ("id", "action", "target", "epochs", "reason"):
+        overrides.add_column(col)
+    for i, item in enumerate(tree["overrides"]):
+        signed = signed_from_cbor(item, TAG_OVERRIDE, f"overrides[{i}]")
+        o = Override.from_cbor(signed.body)
+        overrides.add_row(
+            signed.id.hex()[:16],
+            o.action.value,
+            o.target.hex()[:16] or "(zone)",
+            f"{o.from_epoch}..{o.expires_epoch}",
+            escape(o.reason),
+        )
+    console.print(overrides)
+
+
+def _print_contract(contract: Contract, signed: bool) -> None:
+    table = Table(
+        title=f"contract {escape(contract.name)} v{contract.version} "
+        f"{contract.id.hex()[:16]} signed={'yes' if signed else 'NO'}"
+    )
+    for col in ("#", "rule", "verdict", "conditions", "reason"):
+        table.add_column(col)
+    for i, rule in enumerate(contract.rules):
+        conds = "; ".join(f"{k}={_show(v)}" for k, v in rule.conditions)
+        table.add_row(
+            str(i), escape(rule.name), rule.verdict.value, escape(conds), escape(rule.reason)
+        )
+    table.add_row("-", "default", contract.default.value, "", escape(contract.default_reason))
+    console.print(table)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_show(v) for v in value)
+    return str(value)
+
+
+@zone.command("admit-host")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", required=True, type=KEY_OPTION, help="An authority key file.")
+@click.option("--host-key", required=True, help="The host's signing key (hex).")
+@click.option("--ddh", required=True, help="Genesis of the host's DDH slope (hex).")
+@click.option("--role", "roles", multiple=True, help="Role granted: validator, anchor, ...")
+@click.option("--addr", "addrs", multiple=True, help="Dialling hint (multiaddr).")
+@click.option("--from-epoch", default=0, show_default=True, type=click.IntRange(min=0))
+@_user_errors
+def zone_admit_host(
+    file: Path,
+    key: Path,
+    host_key: str,
+    ddh: str,
+    roles: tuple[str, ...],
+    addrs: tuple[str, ...],
+    from_epoch: int,
+) -> None:
+    """Sign a host record admitting a host to the zone and add it to the zone file."""
+    tree = load_zone(file)
+    signer = read_key(key)
+    if public_key(signer) not in _authority(tree).keys:
+        raise click.ClickException(f"{key} is not a key of the zone authority")
+    grant = HostGrant(addrs=addrs, zones=(tree["zone"],), roles=roles, valid_from_epoch=from_epoch)
+    record = sign_record(_hex(host_key, "--host-key"), _hex(ddh, "--ddh"), grant, signer)
+    tree["host_records"].append(record.to_cbor())
+    save_zone(file, tree)
+    console.print(f"admitted host {host_key[:16]} (record {record.name.hex()[:16]})")
+
+
+@zone.command("revoke-host")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", required=True, type=KEY_OPTION, help="An authority key file.")
+@click.option("--host-key", required=True, help="The host key to revoke (hex).")
+@click.option("--epoch", required=True, type=click.IntRange(min=0), help="Effective epoch.")
+@_user_errors
+def zone_revoke_host(file: Path, key: Path, host_key: str, epoch: int) -> None:
+    """Sign a revocation of a host key and add it to the zone file."""
+    tree = load_zone(file)
+    signer = read_key(key)
+    if public_key(signer) not in _authority(tree).keys:
+        raise click.ClickException(f"{key} is not a key of the zone authority")
+    rev = sign_revocation(_hex(host_key, "--host-key"), epoch, signer)
+    tree["revocations"].append(rev.to_cbor())
+    save_zone(file, tree)
+    console.print(f"revoked host {host_key[:16]} from epoch {epoch}")
+
+
+@zone.command("override")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--meta-key", "meta_keys", required=True, multiple=True, type=KEY_OPTION, help="Meta key(s)."
+)
+@click.option("--action", required=True, type=click.Choice([a.value for a in Action]))
+@click.option("--target", default="", help="Agent scope (hex); empty for the whole zone.")
+@click.option("--from-epoch", required=True, type=click.IntRange(min=0))
+@click.option("--until-epoch", required=True, type=click.IntRange(min=1), help="Expiry (excl.).")
+@click.option("--reason", required=True, help="Why (recorded in every audit entry).")
+@_user_errors
+def zone_override(
+    file: Path,
+    meta_keys: tuple[Path, ...],
+    action: str,
+    target: str,
+    from_epoch: int,
+    until_epoch: int,
+    reason: str,
+) -> None:
+    """Sign a meta-policy override (scoped, expiring) and add it to the zone file."""
+    tree = load_zone(file)
+    if until_epoch <= from_epoch:
+        raise click.ClickException("--until-epoch must be after --from-epoch")
+    signers = [read_key(k) for k in meta_keys]
+    latest = _descriptors(tree)[-1][1]
+    signed_by = Authority.of([public_key(k) for k in signers], len(signers))
+    if not set(signed_by.keys) <= set(latest.meta_authority.keys):
+        raise click.ClickException("a --meta-key is not in the zone's meta-authority")
+    if len(signers) < latest.meta_authority.threshold:
+        raise click.ClickException(f"needs {latest.meta_authority.threshold} meta-authority keys")
+    override = Override(
+        zone=tree["zone"],
+        target=_hex(target, "--target") if target else b"",
+        action=Action(action),
+        from_epoch=from_epoch,
+        expires_epoch=until_epoch,
+        reason=reason,
+    )
+    signed = override.sign(*signers)
+    tree["overrides"].append(signed.to_cbor())
+    save_zone(file, tree)
+    console.print(f"override {signed.id.hex()[:16]}: {action} until epoch {until_epoch}")
+
+
+# -- policy ---------------------------------------------------------------------------------
+
+
+@click.group("policy")
+def policy() -> None:
+    """Check agents against policy contracts."""
+
+
+@policy.command("check")
+@click.argument("contract", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("agent", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
+@_user_errors
+def policy_check(contract: Path, agent: Path, as_json: bool) -> None:
+    """Explain which rule of CONTRACT.toml decides AGENT and why earlier rules did not match.
+
+    Exits 0 for PERMIT, 1 for DENY, QUARANTINE or ESCALATE (and for agents that are not
+    FULL), 2 on usage errors.
+    """
+    parsed = contract_from_toml(contract.read_text())
+    with agent.open("rb") as fh:
+        data = fh.read(MAX_AGENT_BYTES + 1)
+    validation = validate_bytes(data)
+    if validation.agent is None or validation.status is not ValidationStatus.FULL:
+        first = validation.problems[0].describe() if validation.problems else "not FULL"
+        raise click.ClickException(f"{agent}: agent is {validation.status.value}: {first}")
+    evaluation = parsed.evaluate(facts_of(validation.agent))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "verdict": evaluation.verdict.value,
+                    "rule": evaluation.rule_name,
+                    "rule_index": evaluation.rule_index,
+                    "reason": evaluation.reason,
+                    "skipped": [{"rule": r, "failed": c} for r, c in evaluation.skipped],
+                }
+            )
+        )
+    else:
+        table = Table(title=f"{escape(parsed.name)} v{parsed.version} vs {escape(agent.name)}")
+        for col in ("#", "rule", "verdict", "result"):
+            table.add_column(col)
+        for i, (name, failed) in enumerate(evaluation.skipped):
+            table.add_row(str(i), escape(name), parsed.rules[i].verdict.value, f"no: {failed}")
+        idx = str(evaluation.rule_index) if evaluation.rule_index >= 0 else "-"
+        table.add_row(idx, escape(evaluation.rule_name), evaluation.verdict.value, "MATCHED")
+        console.print(table)
+        console.print(escape(evaluation.explain()))
+    if evaluation.verdict is not PolicyVerdict.PERMIT:
+        raise SystemExit(1)
+
+
+def register(main: click.Group) -> None:
+    """Add ``keygen``, ``zone`` and ``policy`` to the ``meshnode`` group."""
+    main.add_command(keygen)
+    main.add_command(zone)
+    main.add_command(policy)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _standalone() -> None:
+    """meshnode governance commands (also available as ``meshnode keygen|zone|policy``)."""
+
+
+register(_standalone)
+
+__all__ = ["register"]
+
+if __name__ == "__main__":
+    _standalone()

@@ -1,0 +1,192 @@
+"""Governance CLI as real processes: help everywhere, signed files, one-line user errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "examples" / "zone-policy.toml"
+MESHNODE = Path(sys.executable).parent / "meshnode"
+
+
+def gov(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshnode.cli_governance", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def test_every_command_has_help() -> None:
+    for args in (
+        ["--help"],
+        ["keygen", "--help"],
+        ["zone", "--help"],
+        ["zone", "new", "--help"],
+        ["zone", "show", "--help"],
+        ["zone", "admit-host", "--help"],
+        ["zone", "revoke-host", "--help"],
+        ["zone", "override", "--help"],
+        ["policy", "--help"],
+        ["policy", "check", "--help"],
+    ):
+        result = gov(*args)
+        assert result.returncode == 0, args
+        assert "Usage:" in result.stdout
+
+
+@pytest.fixture
+def zone_dir(tmp_path: Path) -> Path:
+    assert gov("keygen", "--out", "auth.key", cwd=tmp_path).returncode == 0
+    assert gov("keygen", "--out", "meta.key", cwd=tmp_path).returncode == 0
+    made = gov(
+        "zone",
+        "new",
+        "--id",
+        "fleet",
+        "--policy",
+        str(POLICY),
+        "--key",
+        "auth.key",
+        "--meta-key",
+        "meta.key",
+        "--out",
+        "fleet.cbor",
+        cwd=tmp_path,
+    )
+    assert made.returncode == 0, made.stderr
+    return tmp_path
+
+
+def test_keygen_writes_a_private_key_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    assert gov("keygen", "--out", "k.key", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600
+    again = gov("keygen", "--out", "k.key", cwd=tmp_path)
+    assert again.returncode == 1
+    assert "Traceback" not in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_zone_new_show_admit_revoke_override(zone_dir: Path) -> None:
+    host = "ab" * 32
+    steps = [
+        (
+            "zone",
+            "admit-host",
+            "fleet.cbor",
+            "--key",
+            "auth.key",
+            "--host-key",
+            host,
+            "--ddh",
+            "cd" * 32,
+        ),
+        (
+            "zone",
+            "revoke-host",
+            "fleet.cbor",
+            "--key",
+            "auth.key",
+            "--host-key",
+            host,
+            "--epoch",
+            "5",
+        ),
+        (
+            "zone",
+            "override",
+            "fleet.cbor",
+            "--meta-key",
+            "meta.key",
+            "--action",
+            "release",
+            "--from-epoch",
+            "0",
+            "--until-epoch",
+            "9",
+            "--reason",
+            "cleared",
+        ),
+    ]
+    for step in steps:
+        done = gov(*step, cwd=zone_dir)
+        assert done.returncode == 0, done.stderr
+    shown = gov("zone", "show", "fleet.cbor", cwd=zone_dir)
+    assert shown.returncode == 0, shown.stderr
+    for text in ("fleet-basic", "hold-suspects", "abababab", "release", "cleared"):
+        assert text in shown.stdout
+    assert "NO" not in shown.stdout
+
+
+def test_override_needs_the_meta_authority(zone_dir: Path) -> None:
+    done = gov(
+        "zone",
+        "override",
+        "fleet.cbor",
+        "--meta-key",
+        "auth.key",
+        "--action",
+        "suspend",
+        "--from-epoch",
+        "0",
+        "--until-epoch",
+        "9",
+        "--reason",
+        "x",
+        cwd=zone_dir,
+    )
+    assert done.returncode == 1
+    assert "meta-authority" in done.stderr
+
+
+def _agent(tmp: Path, intent: str, name: str) -> Path:
+    cmd = [str(MESHNODE)] if MESHNODE.exists() else [sys.executable, "-m", "meshnode.cli"]
+    out = tmp / name
+    made = subprocess.run(
+        [*cmd, "agent", "new", "--intent", intent, "--zone", "fleet", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp,
+        env={"HOME": str(tmp), "PATH": "/usr/bin:/bin"},
+    )
+    assert made.returncode == 0, made.stderr
+    return out
+
+
+def test_policy_check_explains_the_deciding_rule(tmp_path: Path) -> None:
+    ok = gov("policy", "check", str(POLICY), str(_agent(tmp_path, "note:text=hi", "n.cbor")))
+    assert ok.returncode == 0, ok.stderr
+    assert "ordinary-work" in ok.stdout
+    assert "MATCHED" in ok.stdout
+    bad = gov("policy", "check", "--json", str(POLICY), str(_agent(tmp_path, "wipe", "w.cbor")))
+    assert bad.returncode == 1
+    record = json.loads(bad.stdout)
+    assert record["verdict"] == "DENY"
+    assert record["rule"] == "no-wipes"
+    assert [s["rule"] for s in record["skipped"]] == ["hold-suspects", "audits-to-meta"]
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[contract]\nzone = 'fleet'\nname = 'x'\ndefault = 'maybe'\n")
+    junk = tmp_path / "junk.cbor"
+    junk.write_bytes(b"\xff\xff")
+    for args in (
+        ("policy", "check", str(bad_toml), str(junk)),
+        ("policy", "check", str(POLICY), str(junk)),
+        ("zone", "show", str(junk)),
+    ):
+        result = gov(*args)
+        assert result.returncode == 1, args
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

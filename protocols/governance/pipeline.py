@@ -37,7 +37,7 @@ from protocols.errors import MeshError
 from protocols.governance import migration, xzone
 from protocols.governance.execute import already_executed
 from protocols.governance.meta import Action, widening
-from protocols.governance.policy import Evaluation, facts_of, policy_ref_valid
+from protocols.governance.policy import Evaluation, facts_of
 from protocols.governance.quorum import (
     QuorumCertificate,
     generation,
@@ -356,7 +356,7 @@ def _aligned(run: _Run, stage: str) -> None:
     for ref in agent.policy_ref:
         if ref.contract not in desc.contracts:
             raise _Stop(stage, "policy-ref-unaligned", "policy_ref names a contract not admissible")
-        if ref.signer not in run.inp.view.authority.keys or not policy_ref_valid(ref, desc.zone):
+        if not run.inp.view.policy_ref_ok(ref):
             raise _Stop(stage, "policy-ref-unaligned", "policy_ref signature does not verify")
         if ref.contract not in run.inp.view.contracts:
             raise _Stop(stage, "contract-unknown", "node lacks the named contract")

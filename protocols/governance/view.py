@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocols.agent.schema import PolicyRef
 from protocols.errors import PolicyError
 from protocols.governance.meta import OverrideTable
-from protocols.governance.policy import Contract, parse_contract
+from protocols.governance.policy import Contract, parse_contract, policy_ref_valid
 from protocols.governance.signing import TAG_CONTRACT, Authority, Signed, decode_signed
 from protocols.governance.zone import DescriptorSet, ZoneDescriptor
 from protocols.identity.host import HostRecord, MemoryHostDirectory, Revocation
@@ -33,11 +34,24 @@ class ZoneView:
     signed_contracts: dict[bytes, Signed] = field(default_factory=dict)
     hosts: MemoryHostDirectory = field(init=False)
     overrides: OverrideTable = field(init=False)
+    _ref_ok: dict[tuple[bytes, bytes, bytes], bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.descriptors = DescriptorSet(self.zone, self.authority)
         self.hosts = MemoryHostDirectory((*self.authority.keys, *self.peer_authorities))
         self.overrides = OverrideTable(self.zone)
+
+    def policy_ref_ok(self, ref: PolicyRef) -> bool:
+        """Whether an authority key signed this reference (cached by key, message and
+        signature, as DESIGN 8 allows: the check is never skipped, only remembered)."""
+        key = (ref.signer, ref.contract, ref.signature)
+        ok = self._ref_ok.get(key)
+        if ok is None:
+            ok = ref.signer in self.authority.keys and policy_ref_valid(ref, self.zone)
+            if len(self._ref_ok) >= 4096:
+                self._ref_ok.clear()
+            self._ref_ok[key] = ok
+        return ok
 
     def add_descriptor(self, signed: Signed) -> ZoneDescriptor:
         return self.descriptors.add(signed)

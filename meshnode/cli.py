@@ -466,5 +466,17 @@ def agent_demo() -> None:
     console.print(table)
 
 
+def _register_command_groups() -> None:
+    """Commands of the node, governance and simulator live in their own modules."""
+    from meshnode import cli_governance, cli_node, cli_sim
+
+    cli_node.register(main)
+    cli_governance.register(main)
+    cli_sim.register(main)
+
+
+_register_command_groups()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -60,7 +60,7 @@ from protocols.agent.schema import (
     canonical_key,
 )
 from protocols.codec import MAX_DEPTH, decode, diagnose
-from protocols.errors import DecodeError, LineageError
+from protocols.errors import DecodeError, LineageError, SchemaError
 from protocols.types import ValidationStatus
 
 MAX_LIST: Final = 1024
@@ -728,6 +728,19 @@ def _entry(item: Any, p: str, out: _Collector) -> LineageEntry | None:
         proof=proof,
         sig=sig,
     )
+
+
+def entry_from_cbor(tree: Any, path: str = "entry") -> LineageEntry:
+    """One lineage entry from a decoded tree (e.g. from a host's full-history store).
+
+    Raises SchemaError naming the first problem; structure only, like the rest of this module.
+    """
+    out = _Collector(ordered=False)
+    entry = _entry(tree, path, out)
+    if entry is None:
+        first = out.problems[0] if out.problems else Problem(path, "type", "not an entry")
+        raise SchemaError(first.message, path=first.path)
+    return entry
 
 
 def _lineage(value: Any, path: str, out: _Collector) -> Lineage | object:

@@ -339,8 +339,8 @@ class SlopeTracker:
     ) -> SlopeCheck:
         """Check ``agent`` against the trusted head of its slope; records nothing.
 
-        ``bridge``: the steps between the trusted head and the agent's first carried entry,
-        when the agent no longer carries the trusted head (delayed validation).
+        ``bridge``: the steps from the trusted head itself up to the agent's first carried
+        entry, when the agent no longer carries the trusted head (delayed validation).
         """
         line = agent.lineage
         if line is None or not line.entries:
@@ -376,6 +376,10 @@ class SlopeTracker:
                 )
             chain = joined
             base_at = trusted_depth - chain[0].totals.depth
+            if base_at < 0:
+                return _fail(
+                    SlopeReason.NON_DESCENDANT, 0, "supplied steps must start at the trusted head"
+                )
         if base_at == -1:
             assert line.pruned is not None
             base: LineageEntry = line.pruned

@@ -120,6 +120,7 @@ OUTCOMES: Final[Mapping[str, tuple[WireVerdict, Disposition]]] = MappingProxyTyp
         "already-executed": (A, D.STORE),
         "permit": (A, D.STORE),
         "permit-host": (A, D.EXECUTE),
+        "rehydrated": (A, D.STORE),
     }
 )
 """The DESIGN 5 mapping, one row per outcome code: (wire verdict, local disposition)."""
@@ -326,7 +327,7 @@ def _identity(run: _Run, stage: str) -> None:
     if active is None or active.id != desc.id:
         raise _Stop(stage, "descriptor-not-active", "head names a version not active at its epoch")
     run.desc = desc
-    params = SlopeParams(window=None, max_ahead=1)
+    params = SlopeParams(window=None, max_ahead=1, recovery=desc.recovery_rule())
     result = verify_agent(agent, inp.view.hosts, inp.tracker, inp.epoch, params=params)
     if not result.ok:
         code = _SLOPE_CODES[result.reason]
@@ -407,6 +408,26 @@ def _policy(run: _Run, stage: str) -> None:
         run.rule = f"{run.rule}+override-release"
     if inp.view.overrides.find(target, inp.epoch, Action.SUSPEND) is not None:
         raise _Stop(stage, "suspended", "a meta-authority suspension holds for this agent")
+
+
+def admit_rehydrated(agent: Agent, inp: AdmitInput) -> Decision:
+    """Re-enter a rehydrated agent at the policy stage (SPEC 2.2); it is stored, never run.
+
+    ``agent`` is the output of :func:`protocols.governance.fallback.rehydrate` for a PARTIAL
+    agent this node admitted; its slope was verified then and its rebuilt fields were never
+    signed, so the best outcome is ``rehydrated`` (STORE).
+    """
+    assert agent.lineage is not None
+    run = _Run(inp, agent=agent, head=agent.lineage.entries[-1].dah)
+    run.desc = inp.view.descriptors.get(agent.lineage.entries[-1].descriptor)
+    try:
+        if run.desc is None:
+            raise _Stop("fallback", "descriptor-unknown", "head names a descriptor this node lacks")
+        _aligned(run, "fallback")
+        _policy(run, "policy")
+        raise _Stop("policy", "rehydrated", "rehydrated agent permitted; stored, never executed")
+    except _Stop as stop:
+        return _decide(run, stop)
 
 
 def proposal_subject(prev: bytes, proposed: Agent) -> bytes:

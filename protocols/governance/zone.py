@@ -31,6 +31,7 @@ from protocols.governance.signing import (
     make_signed,
     signed_from_cbor,
 )
+from protocols.identity.recovery import RecoveryRule
 
 GLOBAL: Final = "global"
 LOCAL: Final = "local"
@@ -225,6 +226,18 @@ class ZoneDescriptor:
 
     def sign(self, *keys: nacl.signing.SigningKey) -> Signed:
         return make_signed(TAG_DESCRIPTOR, self.to_cbor(), *keys)
+
+    def recovery_rule(self) -> RecoveryRule:
+        """Identity's recovery quorum rule for this zone: same validators, n and minimum."""
+        q = self.quorum
+        return RecoveryRule(
+            zone=self.zone,
+            eligible=self.validators,
+            n=q.n,
+            minimum=q.k_min,
+            min_gap=q.rotation_epochs,
+            generation_epochs=q.rotation_epochs,
+        )
 
 
 def parse_descriptor(signed: Signed) -> ZoneDescriptor:

@@ -25,7 +25,7 @@ from protocols.identity.dah import GENESIS_DAH_PREV, entry_dah, genesis_totals, 
 from protocols.identity.host import HostDirectory, verify_signature
 from protocols.identity.host_secrets import commitment
 from protocols.identity.reasons import SlopeReason, SlopeRefusal
-from protocols.identity.recovery import RecoveryRule, check_recovery
+from protocols.identity.recovery import ForwardLink, RecoveryRule, check_recovery, link_ok
 
 __all__ = [
     "Deferred",
@@ -428,6 +428,31 @@ class SlopeTracker:
         if result.ok:
             assert agent.lineage is not None
             self.remember(agent.lineage.genesis_dah, result.head, result.depth)
+        return result
+
+    def rotate(
+        self,
+        old_genesis: bytes,
+        old_head: LineageEntry,
+        link: ForwardLink,
+        agent: Agent,
+        hosts: HostDirectory,
+        *,
+        epoch: int,
+        params: SlopeParams = DEFAULT_PARAMS,
+    ) -> SlopeCheck:
+        """Follow a rotation: trust ``agent``'s new slope in place of the old one when the
+        forward link ties the old head this tracker trusts to the new slope's genesis."""
+        known = self.trusted(old_genesis)
+        if known is None or known[0] != lineage_mod.entry_hash(old_head):
+            return _fail(SlopeReason.NON_DESCENDANT, -1, "the old head is not the trusted head")
+        line = agent.lineage
+        if line is None or line.pruned is not None or not link_ok(link, old_head, line.entries):
+            return _fail(SlopeReason.NON_DESCENDANT, 0, "no valid forward link to this slope")
+        result = verify_agent(agent, hosts, None, epoch, params=params)
+        if result.ok:
+            self.forget(old_genesis)
+            self.remember(line.genesis_dah, result.head, result.depth)
         return result
 
 

@@ -35,6 +35,7 @@ from protocols.agent.schema import MAX_AGENT_BYTES, Agent, LedgerEvent, LedgerKi
 from protocols.agent.validate import validate_bytes
 from protocols.errors import MeshError
 from protocols.governance import migration, xzone
+from protocols.governance.delegation import check_child
 from protocols.governance.execute import already_executed
 from protocols.governance.meta import Action, widening
 from protocols.governance.policy import Evaluation, facts_of
@@ -106,6 +107,7 @@ OUTCOMES: Final[Mapping[str, tuple[WireVerdict, Disposition]]] = MappingProxyTyp
         "limits-exceeded": (R, D.DROP),
         "cross-zone-unauthorised": (R, D.DROP),
         "migration-depth": (R, D.DROP),
+        "delegation-wider": (R, D.DROP),
         "migration-unsealed": (R, D.DROP),
         "quorum-missing": (R, D.DROP),
         "quorum-invalid": (R, D.DROP),
@@ -379,6 +381,9 @@ def _policy(run: _Run, stage: str) -> None:
         or totals.delegation > limits.max_delegation_depth
     ):
         raise _Stop(stage, "limits-exceeded", "running totals exceed the agent's own limits")
+    wider = check_child(agent)
+    if wider:
+        raise _Stop(stage, "delegation-wider", "; ".join(wider))
     problem = xzone.check(agent, desc, inp.view.authority)
     if problem is not None:
         raise _Stop(stage, "cross-zone-unauthorised", problem)

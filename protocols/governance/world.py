@@ -184,6 +184,8 @@ class World:
         epoch: int,
         rng: random.Random,
         descriptor: bytes | None = None,
+        link: bytes = b"",
+        delegation: int = 0,
     ) -> Agent:
         """Give ``body`` its genesis on host ``host`` (the host keeps its secret here), made
         under ``descriptor`` (default: this world's version 1)."""
@@ -194,7 +196,7 @@ class World:
             self.secrets.get(h.key, HostSecrets()),
             epoch,
             rng,
-            dah.Origin(descriptor=descriptor or self.descriptor.id),
+            dah.Origin(link, delegation, descriptor or self.descriptor.id),
         )
         self._keep(h.key, step.secrets)
         return step.agent

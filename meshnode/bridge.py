@@ -193,6 +193,7 @@ class BridgeCounters:
     send_dropped_overflow: int = 0
     send_dropped_no_peer: int = 0
     send_dropped_oversize: int = 0
+    duplicate_inbound_streams: int = 0
     stream_open_failures: int = 0
     stream_write_failures: int = 0
     peers_connected: int = 0
@@ -214,6 +215,7 @@ class _Link:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     protocol: str | None = None
     ready: bool = False
+    inbound: INetStream | None = None
     dropped: int = 0
     sent: int = 0
 
@@ -412,7 +414,8 @@ class Bridge:
         return None
 
     async def _writer(self, peer: PeerId, link: _Link) -> None:
-        """Own the one outbound stream to ``peer``; reopen it if a write fails."""
+        """Own the one outbound stream to ``peer``; reopen it once if a write fails."""
+        stream: INetStream | None = None
         with link.scope:
             # Open eagerly: the peer is announced to the sink once the stream negotiated.
             stream = await self._open(link)
@@ -420,34 +423,39 @@ class Bridge:
                 self._mark_ready(peer, link, str(stream.get_protocol()))
             try:
                 async for frame in link.recv:
-                    if stream is None:
-                        stream = await self._open(link)
-                        if stream is None:
-                            break
                     data = encode_frame(frame)
-                    try:
-                        with trio.fail_after(self.params.write_timeout_s):
-                            await stream.write(data)
-                    except (BaseLibp2pError, trio.TooSlowError, OSError) as exc:
-                        self.counters.stream_write_failures += 1
-                        log.info(
-                            "meshsub write failed",
-                            extra={"peer": link.peer_id.to_base58(), "error": repr(exc)},
-                        )
-                        await _reset_quietly(stream)
+                    for _ in range(2):  # a write failure reopens and retries the frame once
+                        if stream is None:
+                            stream = await self._open(link)
+                            if stream is None:
+                                return
+                        if await self._write(link, stream, data):
+                            break
                         stream = None
-                        continue
-                    link.sent += 1
-                    self.counters.frames_out += 1
-                    self.counters.bytes_out += len(data)
             finally:
                 if stream is not None:
                     with trio.CancelScope(shield=True), trio.move_on_after(1):
                         await _close_quietly(stream)
-        if self._links.get(peer) is link and stream is None:
-            # Could not open a stream at all (peer lacks meshsub); keep the link so sends
-            # are counted as drops rather than retried forever.
-            link.send.close()
+                elif self._links.get(peer) is link:
+                    # No stream could be opened (the peer lacks meshsub): keep the link so
+                    # sends are counted as drops rather than retried forever.
+                    link.send.close()
+
+    async def _write(self, link: _Link, stream: INetStream, data: bytes) -> bool:
+        try:
+            with trio.fail_after(self.params.write_timeout_s):
+                await stream.write(data)
+        except (BaseLibp2pError, trio.TooSlowError, OSError) as exc:
+            self.counters.stream_write_failures += 1
+            log.info(
+                "meshsub write failed", extra={"peer": link.peer_id.to_base58(), "error": repr(exc)}
+            )
+            await _reset_quietly(stream)
+            return False
+        link.sent += 1
+        self.counters.frames_out += 1
+        self.counters.bytes_out += len(data)
+        return True
 
     # -- inbound -------------------------------------------------------------------------
 
@@ -456,6 +464,13 @@ class Bridge:
         peer_id: ID = stream.muxed_conn.peer_id
         peer = to_peer_id(peer_id)
         link = self._ensure_link(peer_id, None)
+        if link is not None:
+            # One inbound stream per peer (as go-libp2p-pubsub): the newest wins, the older
+            # one is reset, so a peer cannot pin many 1 MiB decode buffers.
+            old, link.inbound = link.inbound, stream
+            if old is not None:
+                self.counters.duplicate_inbound_streams += 1
+                await _reset_quietly(old)
         decoder = FrameDecoder(self.params.max_frame_bytes)
         try:
             while True:
@@ -486,6 +501,9 @@ class Bridge:
                 "sink refused input", extra={"peer": peer_id.to_base58(), "error": str(exc)}
             )
             await _reset_quietly(stream)
+        finally:
+            if link is not None and link.inbound is stream:
+                link.inbound = None
 
 
 async def _reset_quietly(stream: INetStream) -> None:

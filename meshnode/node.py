@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -50,7 +50,7 @@ from meshnode.api import (
     json_response,
     metrics_response,
 )
-from meshnode.bridge import Bridge, BridgeParams, LinkInfo
+from meshnode.bridge import Bridge, BridgeParams, LinkInfo, RpcSink
 from meshnode.config import NodeConfig, load_config
 from meshnode.host import MeshHost
 from meshnode.keys import load_or_create_key
@@ -69,7 +69,7 @@ def wall_epoch(now_unix: float) -> int:
     return int(now_unix // EPOCH_S)
 
 
-# -- PLACEHOLDER router: flood relay of plain-topic messages -------------------------------
+# -- the router slot ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,32 @@ class Delivery:
     msg_id: bytes
     data: bytes
     source: bytes  # publisher peer id bytes
+
+
+class RouterSlot(RpcSink, Protocol):
+    """What MeshNode needs of its router: the bridge's RpcSink plus a few node-facing calls.
+
+    The gossip adapter implements this: ``attach`` gives it the bridge to send with;
+    ``run`` owns its timers (heartbeat: ``router.heartbeat(trio.current_time())``) and
+    calls ``task_status.started()`` once ready; ``publish`` routes our own plain-topic
+    message; accepted plain-topic messages go to the node's Delivery channel.
+    """
+
+    def attach(self, bridge: Bridge) -> None: ...
+
+    async def run(self, *, task_status: Any = ...) -> None: ...
+
+    def publish(self, topic: str, data: bytes) -> tuple[bytes, int]: ...
+
+    def topics_of(self, peer: PeerId) -> set[str]: ...
+
+    def counters_snapshot(self) -> dict[str, int]: ...
+
+
+RouterFactory = Callable[[KeyPair, NodeConfig, "trio.MemorySendChannel[Delivery]"], RouterSlot]
+
+
+# -- PLACEHOLDER router: flood relay of plain-topic messages -------------------------------
 
 
 @dataclass
@@ -113,9 +139,30 @@ class FloodRelay:
     _seen: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
     _seqno: int = field(default_factory=time.time_ns)
 
+    @classmethod
+    def create(
+        cls, key_pair: KeyPair, config: NodeConfig, deliveries: trio.MemorySendChannel[Delivery]
+    ) -> FloodRelay:
+        """The default :data:`RouterFactory`."""
+        return cls(key_pair, config.pubsub.topics, deliveries)
+
     @property
     def me(self) -> bytes:
         return bytes(ID.from_pubkey(self.key_pair.public_key).to_bytes())
+
+    def attach(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """No timers: a flood relay has no heartbeat."""
+        task_status.started()
+        await trio.sleep_forever()
+
+    def topics_of(self, peer: PeerId) -> set[str]:
+        return set(self.peer_topics.get(peer, ()))
+
+    def counters_snapshot(self) -> dict[str, int]:
+        return dict(vars(self.counters))
 
     # RpcSink
     def on_peer_connected(self, peer: PeerId, link: LinkInfo) -> None:
@@ -211,17 +258,18 @@ class FloodRelay:
 class MeshNode:
     """All parts of one running node. ``await nursery.start(node.run)`` -> ready."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, router_factory: RouterFactory | None = None) -> None:
         self.config = config
         key_pair = load_or_create_key(config.node.key_file)
         self.mesh = MeshHost(key_pair, config.network)
         self.store = Store.open(config.store_path)
         self._db_limiter = trio.CapacityLimiter(1)
         self._deliver_send, self._deliver_recv = trio.open_memory_channel[Delivery](1024)
-        # Router slot: the placeholder FloodRelay. The gossip router plugs in here through
-        # an adapter implementing RpcSink that turns on_* calls into router.handle(event,
-        # trio.current_time()) and carries out SendRpc via bridge.send.
-        self.router = FloodRelay(key_pair, config.pubsub.topics, self._deliver_send)
+        # Router slot: the placeholder FloodRelay unless a factory is given. The gossip
+        # router plugs in here through an adapter (RouterSlot) that turns on_* calls into
+        # router.handle(event, trio.current_time()) and carries out SendRpc via bridge.send.
+        factory = router_factory or FloodRelay.create
+        self.router: RouterSlot = factory(key_pair, config, self._deliver_send)
         self.bridge = Bridge(
             self.mesh.host,
             self.router,
@@ -230,7 +278,7 @@ class MeshNode:
                 send_queue_frames=config.network.send_queue_frames,
             ),
         )
-        self.router.bridge = self.bridge
+        self.router.attach(self.bridge)
         self.api = ControlApi(
             ApiParams(
                 host=config.api.host,
@@ -253,6 +301,7 @@ class MeshNode:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.bridge.run)
+                await nursery.start(self.router.run)
                 await nursery.start(self.mesh.run)
                 nursery.start_soon(self._store_deliveries)
                 self.api_port = await nursery.start(self.api.run)
@@ -324,7 +373,7 @@ class MeshNode:
                 "topics": list(self.config.pubsub.topics),
                 "zones": [z.id for z in self.config.zones],
                 "store": {"schema_version": schema, **counts},
-                "router": "flood-relay (placeholder)",
+                "router": type(self.router).__name__,
             }
         )
 
@@ -336,7 +385,7 @@ class MeshNode:
             b58 = peer_id.to_base58()
             entry = links.get(b58, {"peer_id": b58, "pubsub": False})
             entry["addrs"] = [str(a) for a in store.addrs(peer_id)]
-            entry["topics"] = sorted(self.router.peer_topics.get(PeerId(peer_id.to_bytes()), ()))
+            entry["topics"] = sorted(self.router.topics_of(PeerId(peer_id.to_bytes())))
             out.append(entry)
         return json_response({"peers": out})
 
@@ -350,10 +399,10 @@ class MeshNode:
                 {(("kind", k),): float(v) for k, v in self.bridge.counters.snapshot().items()},
             ),
             Metric(
-                "meshnode_relay_events_total",
+                "meshnode_router_events_total",
                 "counter",
-                "Placeholder flood relay events by kind.",
-                {(("kind", k),): float(v) for k, v in vars(self.router.counters).items()},
+                "Router events by kind.",
+                {(("kind", k),): float(v) for k, v in self.router.counters_snapshot().items()},
             ),
             Metric(
                 "meshnode_connected_peers",

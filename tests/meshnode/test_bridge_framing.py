@@ -140,6 +140,8 @@ async def test_garbage_and_oversize_close_only_that_stream(make_peer, until) -> 
                 ended = await drain(raw)
             assert ended in {"eof", "StreamReset", "StreamEOF", "StreamError"}
         assert a.bridge.counters.bad_frames == 2
+        # a second inbound stream from one peer replaces (resets) the older one
+        assert a.bridge.counters.duplicate_inbound_streams >= 1
         # the peer's regular stream, and the node, keep working
         assert b.bridge.send(a.pid, b"still here")
         await a.sink.wait_for(lambda: (b.pid, b"still here") in a.sink.frames)
@@ -194,4 +196,29 @@ async def test_peer_without_meshsub_is_never_announced(make_peer, until, tmp_pat
             await until(lambda: a.bridge.counters.stream_open_failures >= 1)
             assert pid not in a.sink.connected
             assert a.bridge.peers() == []
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_flooding_peer_does_not_starve_others(make_peer, until) -> None:
+    async with (
+        make_peer() as a,
+        make_peer(bootstrap=(a.addr(),)) as flooder,
+        make_peer(bootstrap=(a.addr(),)) as quiet,
+    ):
+        await until(lambda: len(a.bridge.peers()) == 2)
+        raw = await flooder.mesh.host.new_stream(a.mesh.peer_id, [TProtocol("/meshsub/1.1.0")])
+        chunk = encode_frame(b"f" * 10_000) * 50  # 500 KB per write
+        async with trio.open_nursery() as nursery:
+
+            async def flood() -> None:
+                for _ in range(100):  # ~50 MB
+                    await raw.write(chunk)
+
+            nursery.start_soon(flood)
+            await until(lambda: a.bridge.counters.frames_in > 500)
+            assert quiet.bridge.send(a.pid, b"quiet one")
+            with trio.fail_after(2):
+                await a.sink.wait_for(lambda: (quiet.pid, b"quiet one") in a.sink.frames)
+            assert a.bridge.counters.frames_in < 5000  # the flood was still going on
             nursery.cancel_scope.cancel()

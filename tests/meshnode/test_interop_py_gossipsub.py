@@ -45,7 +45,7 @@ async def test_plain_topic_both_directions_with_stock_gossipsub(tmp_path: Path) 
             await py.connect(info_from_p2p_addr(multiaddr.Multiaddr(node.mesh.listen_addrs()[0])))
             py_peer = PeerId(py.get_id().to_bytes())
             with trio.fail_after(10):  # its SUBSCRIBE reached us
-                while "chat" not in node.router.peer_topics.get(py_peer, ()):
+                while "chat" not in node.router.topics_of(py_peer):
                     await trio.sleep(0.02)
 
             _, sent_to = node.router.publish("chat", b"from meshnode")

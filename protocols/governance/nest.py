@@ -8,9 +8,17 @@ deterministic function of (count, bytes), so every run spawns at the same admiss
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
-from protocols.errors import ConfigError
+from protocols.agent.build import encode_agent
+from protocols.agent.lineage import entry_hash
+from protocols.agent.schema import Agent
+from protocols.errors import ConfigError, MeshError
+from protocols.governance.quorum import scope_of
+from protocols.identity import dah
+from protocols.identity.host import LocalHost
+from protocols.identity.host_secrets import HostSecrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +105,52 @@ class Nests:
 
     def counts(self) -> tuple[tuple[str, int], ...]:
         return tuple((n.name, len(n.scopes)) for n in self.nests)
+
+
+@dataclass(frozen=True, slots=True)
+class Instantiated:
+    nest: str
+    agent: Agent
+    secrets: HostSecrets
+
+
+@dataclass(frozen=True, slots=True)
+class NestRefusal:
+    reason: str
+
+
+def instantiate(
+    nests: Nests,
+    body: Agent,
+    host: LocalHost,
+    secrets: HostSecrets,
+    epoch: int,
+    rng: random.Random,
+    descriptor: bytes,
+) -> Instantiated | NestRefusal:
+    """Create the agent's genesis entry, scope and identity thread together, or nothing.
+
+    On refusal the caller's ``secrets`` are untouched (no residual state) and ``nests``
+    holds one refusal record.
+    """
+    if body.lineage is not None:
+        nests.records.append(NestRecord("refused", nests.nests[-1].name, b"", "has a lineage"))
+        return NestRefusal("a new workload must not carry a lineage")
+    try:
+        step = dah.genesis(body, host, secrets, epoch, rng, dah.Origin(descriptor=descriptor))
+    except MeshError as exc:
+        nests.records.append(NestRecord("refused", nests.nests[-1].name, b"", exc.describe()))
+        return NestRefusal(exc.describe())
+    assert step.agent.lineage is not None
+    assert step.agent.context is not None
+    line = step.agent.lineage
+    admission = Admission(
+        scope=scope_of(step.agent.context.zone, line.genesis_dah),
+        genesis=entry_hash(step.entry),
+        thread=line.genesis_dah,
+        size=len(encode_agent(step.agent)),
+    )
+    nest = nests.admit(admission)
+    if nest is None:
+        return NestRefusal(nests.records[-1].reason)
+    return Instantiated(nest.name, step.agent, step.secrets)

@@ -145,3 +145,50 @@ def test_slope_gap_beyond_tolerance_is_quarantined_and_resolves_within_budget() 
     expired = store.expire(E + ttl)
     assert [r.event for r in expired] == [Event.EXPIRED]
     assert store.held_keys() == []
+
+
+def test_a_successor_that_does_not_derive_from_the_trusted_dah_is_quarantined_on_entry() -> None:
+    from protocols.agent.lineage import entry_hash
+    from protocols.identity.slope import SlopeTracker
+
+    src, dst = worlds()
+    rng = random.Random(5)
+    agent = start(src, dst, rng)
+    branch = src.step(agent, dah.Change(cls=MutationClass.STATE_TRANSITION), E - 1, rng)
+    assert branch.lineage is not None
+    trusted = branch.lineage.entries[-1]
+    tracker = SlopeTracker(16)
+    tracker.remember(branch.lineage.genesis_dah, entry_hash(trusted), trusted.totals.depth)
+    entered = move(src, dst, agent, (E - 1, E), rng)
+    view = dest_view(src, dst)
+    fresh = judge(view, dst, entered)
+    assert fresh.code == "permit"
+    d = admit(AdmitInput(dst.envelope(entered), view, E, bytes(32), tracker=tracker))
+    assert (d.wire, d.disposition, d.code) == (
+        WireVerdict.IGNORE,
+        Disposition.QUARANTINE,
+        "entry-discontinuity",
+    )
+
+
+def test_an_action_the_nest_admits_but_the_zone_forbids_is_denied() -> None:
+    from protocols.governance.nest import Instantiated, Nests, instantiate
+
+    _, dst = worlds()
+    h = dst.hosts[0]
+    made = instantiate(
+        Nests(),
+        dst.body(verb="wipe"),
+        h.with_record(dst.record_of(h).name),
+        HostSecrets(),
+        E,
+        random.Random(6),
+        dst.descriptor.id,
+    )
+    assert isinstance(made, Instantiated)
+    view = ZoneView(dst.zone, dst.authority_set)
+    view.add_descriptor(dst.signed["descriptor"])
+    view.add_contract(dst.signed["contract"])
+    view.admit_host(dst.record_of(h))
+    d = judge(view, dst, made.agent)
+    assert (d.wire, d.code) == (WireVerdict.REJECT, "policy-deny")

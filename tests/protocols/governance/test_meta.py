@@ -1,0 +1,79 @@
+"""Meta-policy (SPEC 2.8): widening detection, scoped/expiring/revocable overrides."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from protocols.agent.schema import DelegationPathway, PropagationLimits
+from protocols.governance.meta import (
+    Action,
+    Override,
+    OverrideTable,
+    revocation,
+    widening,
+    widening_between,
+)
+from protocols.governance.world import build_world
+from protocols.governance.zone import Bounds
+
+W = build_world()
+
+
+def test_widening_against_zone_bounds_names_each_field() -> None:
+    ok = W.spawn(W.body(), 0, 1, random.Random(1))
+    assert widening(ok, Bounds()) == ()
+    wide = W.spawn(
+        W.body(
+            mutable=("memory", "policy_ref"),
+            limits=PropagationLimits(max_migrations=99, max_zones=4, max_delegation_depth=9),
+            delegation=(DelegationPathway("x", ("note",), 9),),
+        ),
+        0,
+        1,
+        random.Random(2),
+    )
+    assert widening(wide, Bounds()) == (
+        "delegation.max_depth",
+        "limits.max_delegation_depth",
+        "limits.max_migrations",
+        "mutable",
+    )
+
+
+def test_self_widening_between_states_is_detected() -> None:
+    before = W.body()
+    assert before.mutation_descriptor is not None
+    after = replace(
+        before,
+        mutation_descriptor=replace(before.mutation_descriptor, mutable=("intent", "memory")),
+        policy_ref=(),
+    )
+    assert widening_between(before, after) == ("mutable", "policy_ref")
+    assert widening_between(before, before) == ()
+
+
+def test_overrides_are_scoped_expire_and_can_be_revoked() -> None:
+    table = OverrideTable(W.zone)
+    target = b"\x01" * 32
+    signed = Override(W.zone, target, Action.RELEASE, 5, 10, "drill").sign(*W.meta)
+    assert table.add(signed, W.descriptor) is not None
+    assert table.find(target, 4, Action.RELEASE) is None
+    assert table.find(target, 5, Action.RELEASE) is not None
+    assert table.find(target, 10, Action.RELEASE) is None
+    assert table.find(b"\x02" * 32, 6, Action.RELEASE) is None
+    assert table.find(target, 6, Action.SUSPEND) is None
+    assert table.revoke(revocation(W.zone, signed.id, *W.meta), W.descriptor)
+    assert table.find(target, 6, Action.RELEASE) is None
+    assert table.add(signed, W.descriptor) is None
+    assert [r.event for r in table.records] == ["added", "revoked", "ignored"]
+
+
+def test_foreign_or_unsigned_overrides_are_ignored_and_recorded() -> None:
+    table = OverrideTable(W.zone)
+    o = Override(W.zone, b"", Action.SUSPEND, 0, 10, "x")
+    assert table.add(o.sign(*W.authority), W.descriptor) is None
+    assert table.add(replace(o, zone="other").sign(*W.meta), W.descriptor) is None
+    assert table.add(o.sign(), W.descriptor) is None
+    assert [r.event for r in table.records] == ["ignored"] * 3
+    assert table.all() == ()

@@ -51,9 +51,7 @@ def signing_message(body: bytes, dah: bytes) -> bytes:
 
 def state_digest(agent: Agent) -> bytes:
     """sha256 of the five non-lineage fields: the state a lineage entry's step commits to."""
-    tree = agent.to_cbor()
-    tree.pop("lineage", None)
-    return hashlib.sha256(encode_ordered(tree)).digest()
+    return hashlib.sha256(encode_ordered(replace(agent, lineage=None).to_cbor())).digest()
 
 
 def head(lineage: Lineage) -> bytes:

@@ -144,8 +144,9 @@ class RouterNet:
         if (src, dst) not in self.links:
             return  # the connection dropped while the RPC was in flight
         self.rpcs_handled += 1
-        node = self.nodes[dst]
-        outs = node.handle(RpcReceived(self.nodes[src].local, rpc), self.engine.now_us / US)
+        outs = self.nodes[dst].handle(
+            RpcReceived(self.nodes[src].local, rpc), self.engine.now_us / US
+        )
         if outs:
             self._process(dst, outs)
 

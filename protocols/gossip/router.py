@@ -112,6 +112,7 @@ class GossipRouter:
         self._sig_cache = signature_cache if signature_cache is not None else SignatureCache()
         self.overlay = Overlay()
         self.seen = SeenCache(params.seen_ttl)
+        self._seen_ids = self.seen.ids  # same dict, bound once: membership is the hot path
         self.mcache = MessageCache(params.history_length, params.history_gossip)
         self.score: PeerScore | None = (
             PeerScore(params.score, delivery_ttl=params.seen_ttl) if params.score else None
@@ -149,7 +150,10 @@ class GossipRouter:
         """Feed one input; returns the outputs to carry out, in order."""
         self._now = now
         out: list[Output] = []
-        self._handlers[type(event)](event, out)
+        if type(event) is RpcReceived:
+            self._on_rpc(event, out)
+        else:
+            self._handlers[type(event)](event, out)
         if self._out:
             self._flush(out)
         return out
@@ -426,8 +430,13 @@ class GossipRouter:
         ps = self.overlay.peers.get(peer)
         if ps is None:
             return  # RPCs only count from connected peers
-        if self.score is not None and self._score(peer) < self._graylist_threshold:
-            return  # graylisted: dropped unread
+        sc = self.score
+        if sc is not None:
+            s = sc.cache.get(peer)
+            if s is None:
+                s = sc.score(peer, self._now)
+            if s < self._graylist_threshold:
+                return  # graylisted: dropped unread
         rpc = ev.rpc
         for sub in rpc.subscriptions:
             self._on_subopt(peer, sub)
@@ -459,17 +468,26 @@ class GossipRouter:
             fan.discard(peer)
 
     def _on_message(self, peer: PeerId, msg: Message, out: list[Output]) -> None:
-        """The validation pipeline: size, signature policy, dedup, self-origin, validator."""
+        """The validation pipeline: dedup, size, signature policy, self-origin, validator.
+
+        As in go-libp2p-pubsub, an id is marked seen only once the signature policy passed, so a
+        forged copy can never poison the id of the real message; a copy of a seen id is a
+        duplicate and costs one dict lookup (no signature check)."""
         topic = msg.topic
         if topic not in self.overlay.mesh:
             return  # not subscribed: not ours to judge or relay
         now = self._now
         tracers = self._tracers
+        cfg = self._configs.get(topic) or self._config(topic)
+        mid = cfg.msg_id(msg)
+        if mid in self._seen_ids:
+            for t in tracers:
+                t.duplicate_message(mid, msg, peer, now)
+            return
         if len(msg.data) > self.params.max_message_size:
             for t in tracers:
                 t.reject_message(None, msg, peer, WireVerdict.IGNORE, "too large", now)
             return
-        cfg = self._configs.get(topic) or self._config(topic)
         if cfg.policy is SignaturePolicy.STRICT_SIGN:
             verdict = self._sig_cache.check(msg)
         else:
@@ -478,11 +496,7 @@ class GossipRouter:
             for t in tracers:
                 t.reject_message(None, msg, peer, verdict, "signature policy", now)
             return
-        mid = cfg.msg_id(msg)
-        if not self.seen.add(mid, now):
-            for t in tracers:
-                t.duplicate_message(mid, msg, peer, now)
-            return
+        self.seen.add(mid, now)
         if msg.sender and msg.sender == self.local:
             # claims to be ours but we never published it: forged or replayed from before a
             # restart; REJECT as go does (RejectSelfOrigin)
@@ -567,12 +581,13 @@ class GossipRouter:
         if asked >= p.max_ihave_length:
             return
         want: dict[MsgId, None] = {}
+        seen = self._seen_ids
         for ih in ihaves:
             if ih.topic not in self.overlay.mesh:
                 continue
             for raw in ih.msg_ids:
                 mid = MsgId(raw)
-                if mid not in self.seen:
+                if mid not in seen:
                     want[mid] = None
         if not want:
             return

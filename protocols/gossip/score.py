@@ -52,6 +52,8 @@ class _Status(enum.Enum):
 class _Delivery:
     status: _Status
     first_seen: float
+    track_mesh: bool
+    """P3/P3b are on for the topic, so near-first copies must be counted."""
     validated: float = 0.0
     peers: set[PeerId] = field(default_factory=set)
 
@@ -66,17 +68,18 @@ class PeerScore(Tracer):
         self._deliveries: dict[MsgId, _Delivery] = {}
         self._delivery_order: deque[tuple[float, MsgId]] = deque()
         self._delivery_ttl = delivery_ttl
-        self._cache: dict[PeerId, float] = {}
+        self.cache: dict[PeerId, float] = {}
+        """peer -> score as last computed; read-only for callers (the router's fast path)."""
         self._last_decay: float | None = None
 
     # ------------------------------------------------------------------ reading
 
     def score(self, peer: PeerId, now: float) -> float:
-        cached = self._cache.get(peer)
+        cached = self.cache.get(peer)
         if cached is not None:
             return cached
         s = self._compute(peer, now)
-        self._cache[peer] = s
+        self.cache[peer] = s
         return s
 
     def _compute(self, peer: PeerId, now: float) -> float:
@@ -135,7 +138,7 @@ class PeerScore(Tracer):
         if ps is None:
             ps = self._peers[peer] = _PeerStats()
         ps.app_score = value
-        self._cache.pop(peer, None)
+        self.cache.pop(peer, None)
 
     def _first_delivery(self, peer: PeerId, topic: str) -> None:
         got = self._topic_stats(peer, topic)
@@ -165,7 +168,7 @@ class PeerScore(Tracer):
         if got is None:
             return
         got[0].invalid_deliveries += 1
-        self._cache.pop(peer, None)
+        self.cache.pop(peer, None)
 
     # ------------------------------------------------------------------ tracer
 
@@ -178,8 +181,8 @@ class PeerScore(Tracer):
         if ip is not None:
             self._ips.setdefault(ip, set()).add(peer)
             for other in sorted(self._ips[ip]):
-                self._cache.pop(other, None)
-        self._cache.pop(peer, None)
+                self.cache.pop(other, None)
+        self.cache.pop(peer, None)
 
     def remove_peer(self, peer: PeerId, now: float) -> None:
         ps = self._peers.get(peer)
@@ -190,13 +193,13 @@ class PeerScore(Tracer):
             if group is not None:
                 group.discard(peer)
                 for other in sorted(group):
-                    self._cache.pop(other, None)
+                    self.cache.pop(other, None)
                 if not group:
                     del self._ips[ps.ip]
         # a positive score is not retained: a peer cannot bank goodwill across reconnects
         if self.score(peer, now) > 0:
             del self._peers[peer]
-            self._cache.pop(peer, None)
+            self.cache.pop(peer, None)
             return
         for ts in ps.topics.values():
             if ts.in_mesh:
@@ -204,7 +207,7 @@ class PeerScore(Tracer):
             ts.in_mesh = False
         ps.connected = False
         ps.expire = now + self.params.retain_score
-        self._cache.pop(peer, None)
+        self.cache.pop(peer, None)
 
     @staticmethod
     def _mesh_failure(ts: _TopicStats, now: float) -> None:
@@ -221,7 +224,7 @@ class PeerScore(Tracer):
         ts = got[0]
         ts.in_mesh = True
         ts.graft_time = now
-        self._cache.pop(peer, None)
+        self.cache.pop(peer, None)
 
     def prune(self, peer: PeerId, topic: str, now: float) -> None:
         got = self._topic_stats(peer, topic)
@@ -231,11 +234,15 @@ class PeerScore(Tracer):
         if ts.in_mesh:
             self._mesh_failure(ts, now)
         ts.in_mesh = False
-        self._cache.pop(peer, None)
+        self.cache.pop(peer, None)
 
     def validate_message(self, msg_id: MsgId, msg: Message, peer: PeerId, now: float) -> None:
         if msg_id not in self._deliveries:
-            self._deliveries[msg_id] = _Delivery(_Status.PENDING, now)
+            tp = self.params.topic(msg.topic)
+            track = tp is not None and (
+                tp.mesh_message_deliveries_weight != 0 or tp.mesh_failure_penalty_weight != 0
+            )
+            self._deliveries[msg_id] = _Delivery(_Status.PENDING, now, track)
             self._delivery_order.append((now, msg_id))
 
     def deliver_message(self, msg_id: MsgId, msg: Message, peer: PeerId, now: float) -> None:
@@ -273,14 +280,19 @@ class PeerScore(Tracer):
 
     def duplicate_message(self, msg_id: MsgId, msg: Message, peer: PeerId, now: float) -> None:
         d = self._deliveries.get(msg_id)
-        if d is None or peer in d.peers:
+        if d is None:
             return
-        if d.status is _Status.PENDING:
+        status = d.status
+        if status is _Status.VALID:
+            if d.track_mesh and peer not in d.peers:
+                d.peers.add(peer)
+                self._duplicate_delivery(peer, msg.topic, d.validated, now)
+        elif peer in d.peers:
+            return
+        elif status is _Status.PENDING:
             d.peers.add(peer)
-        elif d.status is _Status.VALID:
+        elif status is _Status.INVALID:
             d.peers.add(peer)
-            self._duplicate_delivery(peer, msg.topic, d.validated, now)
-        elif d.status is _Status.INVALID:
             self._invalid_delivery(peer, msg.topic)
 
     def behaviour_penalty(self, peer: PeerId, count: float, reason: str, now: float) -> None:
@@ -288,13 +300,13 @@ class PeerScore(Tracer):
         if ps is None:
             ps = self._peers[peer] = _PeerStats()
         ps.behaviour_penalty += count
-        self._cache.pop(peer, None)
+        self.cache.pop(peer, None)
 
     # ------------------------------------------------------------------ decay
 
     def refresh(self, now: float) -> None:
         """Decay counters once per elapsed ``decay_interval``; forget expired peers."""
-        self._cache.clear()
+        self.cache.clear()
         if self._last_decay is None:
             self._last_decay = now
             return

@@ -16,20 +16,21 @@ class SeenCache:
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._ids: dict[MsgId, float] = {}
+        self.ids: dict[MsgId, float] = {}
+        """id -> first-seen time; read-only for callers (``in`` on it is the hot path)."""
         self._order: deque[tuple[float, MsgId]] = deque()
 
     def __contains__(self, msg_id: MsgId) -> bool:
-        return msg_id in self._ids
+        return msg_id in self.ids
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.ids)
 
     def add(self, msg_id: MsgId, now: float) -> bool:
         """Record ``msg_id``; False if it was already there (a duplicate)."""
-        if msg_id in self._ids:
+        if msg_id in self.ids:
             return False
-        self._ids[msg_id] = now
+        self.ids[msg_id] = now
         self._order.append((now, msg_id))
         return True
 
@@ -38,4 +39,4 @@ class SeenCache:
         order = self._order
         while order and order[0][0] <= cutoff:
             _, mid = order.popleft()
-            self._ids.pop(mid, None)
+            self.ids.pop(mid, None)

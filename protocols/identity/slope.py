@@ -167,17 +167,24 @@ def verify_slope(
     params: SlopeParams = DEFAULT_PARAMS,
     head_state: bytes | None = None,
     genesis: tuple[bytes, int] | None = None,
+    trusted_name: bytes | None = None,
 ) -> SlopeCheck:
     """Check ``entries`` as the continuation of ``trusted_head`` (None: from genesis).
 
     ``epoch`` is the local epoch; ``head_state`` the recomputed state digest of the agent
     (checked against the head's); ``genesis`` the slope's (genesis DAH, epoch) when
-    ``trusted_head`` is given (needed only to check recovery tokens).
+    ``trusted_head`` is given (needed only to check recovery tokens); ``trusted_name`` the
+    trusted head's name when the caller already computed it.
     """
     if not entries:
         return _fail(SlopeReason.MALFORMED, 0, "no entries to check")
     prev = trusted_head
-    prev_name = GENESIS_PREV if prev is None else lineage_mod.entry_hash(prev)
+    if prev is None:
+        prev_name = GENESIS_PREV
+    elif trusted_name is not None:
+        prev_name = trusted_name
+    else:
+        prev_name = lineage_mod.entry_hash(prev)
     if prev is None:
         genesis = (entries[0].dah, entries[0].epoch)
     body = b""
@@ -406,6 +413,7 @@ class SlopeTracker:
             params=params,
             head_state=lineage_mod.state_digest(agent),
             genesis=(line.genesis_dah, line.genesis_epoch),
+            trusted_name=trusted_name,
         )
         if result.ok:
             return result

@@ -442,7 +442,9 @@ def policy_check(contract: Path, agent: Path, as_json: bool) -> None:
     if validation.agent is None or validation.status is not ValidationStatus.FULL:
         first = validation.problems[0].describe() if validation.problems else "not FULL"
         raise click.ClickException(f"{agent}: agent is {validation.status.value}: {first}")
-    evaluation = parsed.evaluate(facts_of(validation.agent))
+    facts = facts_of(validation.agent)
+    evaluation = parsed.evaluate(facts)
+    why = [parsed.rules[i].why_not(key, facts) for i, (_, key) in enumerate(evaluation.skipped)]
     if as_json:
         click.echo(
             json.dumps(
@@ -451,7 +453,10 @@ def policy_check(contract: Path, agent: Path, as_json: bool) -> None:
                     "rule": evaluation.rule_name,
                     "rule_index": evaluation.rule_index,
                     "reason": evaluation.reason,
-                    "skipped": [{"rule": r, "failed": c} for r, c in evaluation.skipped],
+                    "skipped": [
+                        {"rule": r, "failed": c, "why": w}
+                        for (r, c), w in zip(evaluation.skipped, why, strict=True)
+                    ],
                 }
             )
         )
@@ -459,8 +464,8 @@ def policy_check(contract: Path, agent: Path, as_json: bool) -> None:
         table = Table(title=f"{escape(parsed.name)} v{parsed.version} vs {escape(agent.name)}")
         for col in ("#", "rule", "verdict", "result"):
             table.add_column(col)
-        for i, (name, failed) in enumerate(evaluation.skipped):
-            table.add_row(str(i), escape(name), parsed.rules[i].verdict.value, f"no: {failed}")
+        for i, (name, _) in enumerate(evaluation.skipped):
+            table.add_row(str(i), escape(name), parsed.rules[i].verdict.value, escape(why[i]))
         idx = str(evaluation.rule_index) if evaluation.rule_index >= 0 else "-"
         table.add_row(idx, escape(evaluation.rule_name), evaluation.verdict.value, "MATCHED")
         console.print(table)

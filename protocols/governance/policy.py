@@ -157,6 +157,24 @@ _CONDITIONS: Final[dict[str, tuple[Callable[[Any, str], Any], Callable[[Facts, A
 }
 """Every condition a rule may state: how to parse its value and when it holds."""
 
+_FACT: Final = {
+    "verbs": "verb",
+    "roles": "role",
+    "nests": "nest",
+    "principals": "principal",
+    "classes": "head_class",
+    "args": "args",
+    "min_lineage_depth": "lineage_depth",
+    "max_lineage_depth": "lineage_depth",
+    "max_delegation_depth": "delegation_depth",
+    "min_delegation_depth": "delegation_depth",
+    "max_migrations": "migrations",
+    "min_migrations": "migrations",
+    "zone_path_within": "zone_path",
+    "zone_path_outside": "zone_path",
+}
+"""The fact each condition reads (for explanations)."""
+
 _VERDICTS: Final = {v.value.lower(): v for v in PolicyVerdict}
 
 
@@ -182,6 +200,25 @@ class Rule:
             if not _CONDITIONS[key][1](facts, want):
                 return key
         return None
+
+    def why_not(self, key: str, facts: Facts) -> str:
+        """One line: the condition, what the agent has, what the rule needs."""
+        want = dict(self.conditions)[key]
+        have = getattr(facts, _FACT[key])
+        if key == "args":
+            need = "args " + ", ".join(f"{k}={v!r}" for k, v in want)
+            have = dict(have)
+        elif key.startswith("min_"):
+            need = f">= {want}"
+        elif key.startswith("max_"):
+            need = f"<= {want}"
+        elif key == "zone_path_within":
+            need = "every zone in " + ", ".join(want)
+        elif key == "zone_path_outside":
+            need = "some zone outside " + ", ".join(want)
+        else:
+            need = "one of " + ", ".join(want)
+        return f"{_FACT[key]} is {have!r}; rule needs {need}"
 
     def to_cbor(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "reason": self.reason}

@@ -174,6 +174,7 @@ def test_policy_check_explains_the_deciding_rule(tmp_path: Path) -> None:
     assert record["verdict"] == "DENY"
     assert record["rule"] == "no-wipes"
     assert [s["rule"] for s in record["skipped"]] == ["hold-suspects", "audits-to-meta"]
+    assert record["skipped"][1]["why"] == "verb is 'wipe'; rule needs one of audit"
 
 
 def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
@@ -190,3 +191,13 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
         assert result.returncode == 1, args
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_meshnode_command_carries_the_governance_groups() -> None:
+    cmd = [str(MESHNODE)] if MESHNODE.exists() else [sys.executable, "-m", "meshnode.cli"]
+    for group in ("keygen", "zone", "policy"):
+        result = subprocess.run(
+            [*cmd, group, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout

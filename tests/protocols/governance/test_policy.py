@@ -94,3 +94,15 @@ def test_signed_contract_round_trips_with_the_same_id() -> None:
     back = decode_signed(signed.encode(), signed.tag)
     assert Contract.from_cbor(back.body) == c
     assert back.id == c.id
+
+
+def test_explanations_say_what_the_agent_has_and_what_the_rule_needs() -> None:
+    c = contract_from_toml(EXAMPLE.read_text())
+    f = facts(verb="dance", lineage_depth=3)
+    ev = c.evaluate(f)
+    assert c.rules[0].why_not("roles", f) == "role is 'worker'; rule needs one of suspect"
+    assert (
+        c.rules[4].why_not("verbs", f)
+        == "verb is 'dance'; rule needs one of note, echo, claim, report"
+    )
+    assert [name for name, _ in ev.skipped] == [r.name for r in c.rules]

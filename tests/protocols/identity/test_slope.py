@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import codec
+from protocols.agent import validate_bytes
+from protocols.agent.build import encode_agent
 from protocols.agent.lineage import entry_hash, state_digest
 from protocols.agent.schema import LINEAGE_WINDOW, Agent, LineageEntry, MutationClass
 from protocols.agent.validate import entry_from_cbor
@@ -282,3 +284,18 @@ def test_entries_round_trip_through_their_trees() -> None:
     with pytest.raises(MeshError) as info:
         entry_from_cbor(tree)
     assert info.value.path == "entry.salt"
+
+
+_AGENT_BYTES = encode_agent(_WORLD.chain(6)[0])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pos=st.integers(0, len(_AGENT_BYTES) - 1), delta=st.integers(1, 255))
+def test_damaged_agent_bytes_never_raise_past_the_typed_results(pos: int, delta: int) -> None:
+    raw = bytearray(_AGENT_BYTES)
+    raw[pos] ^= delta
+    validation = validate_bytes(bytes(raw))
+    if validation.agent is None:
+        return
+    result = verify_agent(validation.agent, _WORLD.hosts, SlopeTracker(4), 5, params=SYNC)
+    assert not result.ok

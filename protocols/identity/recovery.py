@@ -22,7 +22,7 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from protocols import codec
 from protocols.agent import lineage as lineage_mod
@@ -38,6 +38,16 @@ VOTE_TAG: Final = b"meshnode/recovery-vote/1\x00"
 LINK_TAG: Final = b"meshnode/forward-link/1\x00"
 MAX_TOKEN_BYTES: Final = 16 * 1024
 MAX_VOTES: Final = 64
+
+
+class RecoveryVerifier(Protocol):
+    """What slope verification asks about a recovery entry (pluggable: a zone may verify
+    recovery with its own quorum certificates instead of :class:`RecoveryRule` tokens)."""
+
+    def why_not(
+        self, entry: LineageEntry, prev: LineageEntry, genesis: tuple[bytes, int] | None
+    ) -> str | None:
+        """None when ``entry`` validly resumes the slope after ``prev``, else the reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,11 @@ class RecoveryRule:
     def k(self) -> int:
         """Votes needed: at least two thirds of n, and more than half (DESIGN 5 Quorum)."""
         return max(math.ceil(2 * self.n / 3), self.minimum, self.n // 2 + 1)
+
+    def why_not(
+        self, entry: LineageEntry, prev: LineageEntry, genesis: tuple[bytes, int] | None
+    ) -> str | None:
+        return check_recovery(entry, prev, self, genesis)
 
 
 def scope(zone: str, genesis_dah: bytes, head_dah: bytes) -> bytes:

@@ -25,7 +25,7 @@ from protocols.identity.dah import GENESIS_DAH_PREV, entry_dah, genesis_totals, 
 from protocols.identity.host import HostDirectory, verify_signature
 from protocols.identity.host_secrets import commitment
 from protocols.identity.reasons import SlopeReason, SlopeRefusal
-from protocols.identity.recovery import ForwardLink, RecoveryRule, check_recovery, link_ok
+from protocols.identity.recovery import ForwardLink, RecoveryVerifier, link_ok
 
 __all__ = [
     "Deferred",
@@ -50,13 +50,14 @@ class SlopeParams:
     ``window``: the head epoch must be within +-window of the local epoch (None: no freshness
     check, for anti-entropy sync where continuity decides). ``max_ahead``: no entry epoch may
     exceed the local epoch + max_ahead. ``max_gap``: the most steps a tracker bridges in one
-    check. ``recovery``: the zone's recovery quorum rule (None: recovery entries refused).
+    check. ``recovery``: how the zone verifies recovery entries, e.g. a
+    :class:`~protocols.identity.recovery.RecoveryRule` (None: recovery entries refused).
     """
 
     window: int | None = 1
     max_ahead: int = 1
     max_gap: int = 64
-    recovery: RecoveryRule | None = None
+    recovery: RecoveryVerifier | None = None
 
     def __post_init__(self) -> None:
         if self.window is not None and self.window < 0:
@@ -114,7 +115,9 @@ def _step_problem(
     if e.epoch < prev.epoch:
         return SlopeReason.EPOCH_WINDOW, f"epoch {e.epoch} goes back from {prev.epoch}"
     if e.type is MutationClass.RECOVERY:
-        why = check_recovery(e, prev, params.recovery, genesis)
+        if params.recovery is None:
+            return SlopeReason.BAD_RECOVERY, "no recovery rule configured for this zone"
+        why = params.recovery.why_not(e, prev, genesis)
         if why is not None:
             return SlopeReason.BAD_RECOVERY, why
     else:

@@ -32,7 +32,9 @@ def test_backoff_doubles_and_caps() -> None:
 @pytest.mark.trio
 async def test_bootstrap_connects_with_noise_and_yamux(make_peer, until) -> None:
     async with make_peer() as a, make_peer(bootstrap=(a.addr(),)) as b:
-        await until(lambda: a.mesh.is_connected(b.mesh.peer_id))
+        await until(
+            lambda: a.mesh.is_connected(b.mesh.peer_id) and b.mesh.is_connected(a.mesh.peer_id)
+        )
         conns = b.mesh.host.get_network().get_connections(a.mesh.peer_id)
         muxed = conns[0].muxed_conn
         assert type(muxed).__name__ == "Yamux"

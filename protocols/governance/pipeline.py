@@ -27,7 +27,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from protocols import codec
 from protocols.agent.lineage import state_digest
@@ -39,6 +39,7 @@ from protocols.governance.delegation import check_child
 from protocols.governance.execute import already_executed
 from protocols.governance.meta import Action, widening
 from protocols.governance.policy import Evaluation, facts_of
+from protocols.governance.quarantine import Held
 from protocols.governance.quorum import (
     QuorumCertificate,
     generation,
@@ -147,6 +148,18 @@ def encode_envelope(zone: str, agent_bytes: bytes) -> bytes:
     return codec.encode({"v": ENVELOPE_VERSION, "zone": zone, "agent": agent_bytes})
 
 
+class QuarantineCounter(Protocol):
+    """The part of a quarantine store admission reads (MemoryQuarantine, the node's store)."""
+
+    def count(self, host: bytes) -> int: ...
+
+
+def _host_of(agent: Agent) -> bytes:
+    """The agent's host: the signer its head names next (DESIGN 5 "one host acts")."""
+    assert agent.lineage is not None
+    return agent.lineage.entries[-1].next_signer
+
+
 @dataclass(frozen=True, slots=True)
 class AdmitInput:
     """Everything ``admit`` reads; nothing else (no clock, no store, no cache)."""
@@ -162,8 +175,8 @@ class AdmitInput:
     """Read-only: the node's last trusted heads (successor and replay checks)."""
     via_sync: bool = False
     """Arrived by anti-entropy sync: slope continuity, not freshness, decides."""
-    quarantine_load: int = 0
-    """Agents of this agent's host already held in quarantine (quota check)."""
+    quarantine: QuarantineCounter | None = None
+    """Read-only: how many agents of a host this node holds in quarantine (quota check)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +221,38 @@ class Decision:
     agent: Agent | None
     evaluation: Evaluation | None
     audit: AuditRecord
+    descriptor: ZoneDescriptor | None = None
+    """The descriptor version the head names (when the node knows it)."""
 
     @property
     def executes(self) -> bool:
         return self.disposition is Disposition.EXECUTE
+
+    @property
+    def content_id(self) -> bytes:
+        return self.audit.content_id
+
+    @property
+    def host(self) -> bytes:
+        """The agent's host (empty when the bytes never decoded to an agent)."""
+        return _host_of(self.agent) if self.agent is not None else b""
+
+    def held(self, agent_bytes: bytes) -> Held:
+        """The quarantine item for a QUARANTINE decision (TTL from the named descriptor)."""
+        assert self.agent is not None
+        assert self.agent.lineage is not None
+        assert self.descriptor is not None
+        since = self.audit.epoch
+        return Held(
+            key=self.content_id,
+            data=agent_bytes,
+            host=self.host,
+            zone=self.audit.zone,
+            target=scope_of(self.audit.zone, self.agent.lineage.genesis_dah),
+            since_epoch=since,
+            expires_epoch=since + self.descriptor.quarantine_ttl_epochs,
+            reason=self.reason,
+        )
 
 
 class _Stop(Exception):
@@ -258,7 +299,9 @@ def _decide(run: _Run, stop: _Stop) -> Decision:
     if (
         OUTCOMES[code][1] is Disposition.QUARANTINE
         and run.desc is not None
-        and run.inp.quarantine_load >= run.desc.quarantine_quota
+        and run.agent is not None
+        and run.inp.quarantine is not None
+        and run.inp.quarantine.count(_host_of(run.agent)) >= run.desc.quarantine_quota
     ):
         code = "quota-exceeded"
     wire, disposition = OUTCOMES[code]
@@ -275,7 +318,7 @@ def _decide(run: _Run, stop: _Stop) -> Decision:
         rule=run.rule,
     )
     return Decision(
-        wire, disposition, code, stop.reason, stop.stage, run.agent, run.evaluation, audit
+        wire, disposition, code, stop.reason, stop.stage, run.agent, run.evaluation, audit, run.desc
     )
 
 

@@ -21,6 +21,7 @@ from protocols.governance.pipeline import (
     encode_envelope,
 )
 from protocols.governance.policy import Contract
+from protocols.governance.quarantine import Event, MemoryQuarantine
 from protocols.governance.quorum import scope_of
 from protocols.governance.view import ZoneView
 from protocols.governance.world import World, WorldParams, build_world
@@ -217,7 +218,21 @@ def test_override_releases_quarantine_lapses_at_expiry_and_revocation_restores(
 
 def test_quarantine_quota_full_gives_ignore(world: World) -> None:
     agent = honest(world, role="suspect")
-    d = judge(world, world.envelope(agent), quarantine_load=world.descriptor.quarantine_quota)
+    store = MemoryQuarantine()
+    held = judge(world, world.envelope(agent), quarantine=store)
+    assert held.disposition is Disposition.QUARANTINE
+    record = store.hold(held.held(b"bytes"), world.descriptor.quarantine_quota, EPOCH)
+    assert record.event is Event.HELD
+    assert store.count(held.host) == 1
+    assert store.get(held.content_id) is not None
+    full = replace(world.descriptor, quarantine_quota=1)
+    view = ZoneView(world.zone, world.authority_set)
+    view.add_descriptor(full.sign(*world.authority))
+    view.add_contract(world.signed["contract"])
+    for h in world.hosts:
+        view.admit_host(world.record_of(h))
+    other = world.spawn(world.body(role="suspect"), 0, EPOCH, random.Random(77), descriptor=full.id)
+    d = judge(world, world.envelope(other), view=view, quarantine=store)
     assert (d.wire, d.code) == (IG, "quota-exceeded")
 
 

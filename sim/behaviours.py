@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from protocols.gossip.events import Publish
-from protocols.gossip.rpc import Message, Rpc
+from protocols.gossip.rpc import Control, Graft, Message, Rpc
 from protocols.gossip.sign import sign_message
 from sim.scenario import GroupSpec
 
@@ -140,11 +140,15 @@ class Dropper(Behaviour):
 
 @dataclass
 class Eclipse(Dropper):
-    """Sybils that all connect to ``targets`` honest nodes and forward nothing to them.
+    """Sybils that all connect to ``targets`` honest nodes, GRAFT them every second and
+    forward nothing to them (IHAVE yes, messages and IWANT answers no).
 
     Without scoring the victims' meshes fill with sybils; with scoring the sybils earn no
-    first-delivery credit and break IWANT promises, so honest peers win the mesh back.
+    first-delivery credit, break IWANT promises and GRAFT in backoff, so they score negative
+    and honest peers keep the mesh.
     """
+
+    victims: list[int] = field(default_factory=list)
 
     def start(self, sim: Simulation, members: list[int]) -> None:
         want = max(1, self.spec.targets)
@@ -154,8 +158,19 @@ class Eclipse(Dropper):
             return
         victims = sorted(rng.sample(honest, min(want, len(honest))))
         sim.watch(victims)
+        self.victims = victims
         for i in members:
             sim.apply_changes(sim.network.add_links(i, victims))
+            sim.engine.at(1 + rng.randrange(US), self._graft, sim, i)
+
+    def _graft(self, sim: Simulation, node: int) -> None:
+        """GRAFT every victim once a second, to crowd honest peers out of their meshes."""
+        if sim.network.up[node]:
+            rpc = Rpc(control=Control(graft=(Graft(sim.topic),)))
+            for v in self.victims:
+                if v in sim.network.conn[node]:
+                    sim.send(node, v, rpc)
+        sim.engine.after(US, self._graft, sim, node)
 
 
 @dataclass

@@ -67,6 +67,9 @@ class Metrics:
         self.restarts = 0
         self.link_changes = 0
         self.attack_published = 0
+        self.watched = bytearray(n)
+        """Nodes whose deliveries are also reported on their own (e.g. eclipse victims)."""
+        self.watched_latencies_us: list[int] = []
 
     # ---------------------------------------------------------------- driver side
 
@@ -97,6 +100,8 @@ class Metrics:
         if self.is_target[node] and node != rec.publisher:
             rec.delivered += 1
             rec.latencies_us.append(now_us - rec.published_us)
+            if self.watched[node]:
+                self.watched_latencies_us.append(now_us - rec.published_us)
 
     def on_reject(self, node: int, key: bytes, verdict: WireVerdict, reason: str) -> None:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1

@@ -15,13 +15,16 @@ import heapq
 import math
 import random
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from sim.scenario import LinkClassSpec, MobilitySpec, Scenario
 from sim.topology import Topology, geometric_edges
 
 US = 1_000_000
+QUANTILES = 4096
+"""Resolution of the latency quantile tables."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,21 +53,35 @@ class LinkModel:
             per_byte,
         )
 
+    @property
+    def _lognormal(self) -> tuple[float, float]:
+        """(mu, sigma) of the lognormal with this mean and standard deviation."""
+        sigma2 = math.log1p((self.jitter_us / self.latency_us) ** 2)
+        return math.log(self.latency_us) - sigma2 / 2, math.sqrt(sigma2)
+
+    def sampler(self, rng: random.Random) -> Callable[[], int]:
+        """A fast zero-argument latency sampler: inverse-CDF lookup in a quantile table
+        (``QUANTILES`` points, midpoints of equal-probability bins), one ``random()`` each."""
+        mean, j = self.latency_us, self.jitter_us
+        if self.dist == "constant" or j == 0 or (mean <= 0 and self.dist == "lognormal"):
+            return lambda: mean
+        probs = [(k + 0.5) / QUANTILES for k in range(QUANTILES)]
+        if self.dist == "uniform":
+            table = [mean - j + p * 2 * j for p in probs]
+        elif self.dist == "normal":
+            nd = NormalDist(mean, j)
+            table = [nd.inv_cdf(p) for p in probs]
+        else:
+            mu, sigma = self._lognormal
+            nd = NormalDist(mu, sigma)
+            table = [math.exp(nd.inv_cdf(p)) for p in probs]
+        ints = [max(0, round(x)) for x in table]
+        rand = rng.random
+        return lambda: ints[int(rand() * QUANTILES)]
+
     def sample_latency_us(self, rng: random.Random) -> int:
         """One-way propagation latency; never negative."""
-        mean, j = self.latency_us, self.jitter_us
-        if self.dist == "constant" or j == 0:
-            return mean
-        if self.dist == "uniform":
-            return max(0, mean + rng.randint(-j, j))
-        if self.dist == "normal":
-            return max(0, round(rng.gauss(mean, j)))
-        # lognormal with the given mean and standard deviation
-        if mean <= 0:
-            return 0
-        sigma2 = math.log1p((j / mean) ** 2)
-        mu = math.log(mean) - sigma2 / 2
-        return round(rng.lognormvariate(mu, math.sqrt(sigma2)))
+        return self.sampler(rng)()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +124,9 @@ class Network:
         self._path_epoch = -1
         self.retransmissions = 0
         self._fifo: dict[int, int] = {}
+        self._single: LinkModel | None = None
+        self._samplers: dict[str, Callable[[], int]] = {}
+        self._compile()
         """Last arrival time per directed jittered link (u * n + v), for FIFO order."""
 
     def _assign_groups(
@@ -129,6 +149,8 @@ class Network:
     # ------------------------------------------------------------------ links
 
     def link_model(self, u: int, v: int) -> LinkModel:
+        if self._single is not None:
+            return self._single
         cl = self.topology.cluster
         if self.inter_cluster >= 0 and cl is not None and cl[u] != cl[v]:
             return self.classes[self.inter_cluster]
@@ -186,12 +208,13 @@ class Network:
             start = max(now_us, self.tx_free_us[u])
             depart = start + round(size * m.us_per_byte)
             self.tx_free_us[u] = depart
-        arrive = depart + m.sample_latency_us(self.rng)
+        sample = self._samplers[m.name]
+        arrive = depart + sample()
         if m.loss:
             rng = self.rng
             while rng.random() < m.loss:
                 self.retransmissions += 1
-                arrive += m.rto_us + m.sample_latency_us(rng)
+                arrive += m.rto_us + sample()
         if m.loss or (m.jitter_us and m.dist != "constant"):
             key = u * self.n + v
             last = self._fifo.get(key, 0)
@@ -205,6 +228,15 @@ class Network:
         for i, m in enumerate(self.classes):
             if m.name == name:
                 self.classes[i] = model
+        self._compile()
+
+    def _compile(self) -> None:
+        """Precompute samplers, and the one class every link has when there is only one."""
+        self._samplers = {m.name: m.sampler(self.rng) for m in self.classes}
+        used = {self.node_class[i] for i in range(self.n)}
+        self._single = (
+            self.classes[used.pop()] if len(used) == 1 and self.inter_cluster < 0 else None
+        )
 
     # ------------------------------------------------------------------ state changes
 

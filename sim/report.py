@@ -58,6 +58,12 @@ def tables_markdown(result: RunResult) -> str:
     if d["watched"]:
         lines.append(_row(["watched_nodes", len(d["watched"]["nodes"])]))
         lines.append(_row(["watched_delivery_ratio", d["watched"]["delivery_ratio"]]))
+        lines.append(
+            _row(["watched_mesh_attacker_share_end", d["watched"]["mesh_attacker_share_end"]])
+        )
+        wl = d["watched"]["latency_ms"]
+        lines.append(_row(["watched_latency_p50_ms", wl["p50"]]))
+        lines.append(_row(["watched_latency_p99_ms", wl["p99"]]))
     lines += [
         "",
         "## Latency and hops",
@@ -170,6 +176,18 @@ def _plots(result: RunResult, out: Path) -> list[tuple[str, str]]:
         fig.savefig(out / "latency_cdf.png", dpi=100)
         plt.close(fig)
         made.append(("Latency CDF", "latency_cdf.png"))
+
+    if tl and "watched_mesh_attacker_share" in tl[-1]:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(t, [_num(x.get("watched_mesh_attacker_share")) for x in tl])
+        ax.set_xlabel("virtual time (s)")
+        ax.set_ylabel("attacker share of victims' mesh")
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out / "victim_mesh.png", dpi=100)
+        plt.close(fig)
+        made.append(("Attackers in the victims' meshes", "victim_mesh.png"))
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(t, [x["mesh_degree_mean"] for x in tl], label="mean")

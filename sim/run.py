@@ -9,11 +9,13 @@ heartbeat.
 
 from __future__ import annotations
 
+import gc
 import random
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +38,7 @@ from protocols.gossip.sign import SignatureCache
 from protocols.types import PeerId, TopicId
 from sim import behaviours
 from sim.engine import Engine
-from sim.metrics import Metrics, SimTracer
+from sim.metrics import Metrics, SimTracer, percentile
 from sim.network import LinkChange, LinkModel, Mobility, Network
 from sim.scenario import EventSpec, Scenario, apply_override
 from sim.simnode import NodeContext, SimNode, gossip_params, rpc_size
@@ -91,7 +93,8 @@ class Simulation:
         self.ctx = NodeContext(
             gossip_params(scenario.gossip), SignatureCache(1 << 16), self.tracer, self.seed
         )
-        self.nodes = [SimNode(self.ctx, i, group_of[i]) for i in range(self.n)]
+        with quiet_gc():
+            self.nodes = [SimNode(self.ctx, i, group_of[i]) for i in range(self.n)]
         self.peer_ids = [nd.peer_id for nd in self.nodes]
         for i, pid in enumerate(self.peer_ids):
             self.index_of[pid] = i
@@ -228,6 +231,8 @@ class Simulation:
     def watch(self, nodes: Iterable[int]) -> None:
         """Nodes whose delivery the report shows separately (e.g. eclipse victims)."""
         self.watched = sorted(set(self.watched) | set(nodes))
+        for i in self.watched:
+            self.metrics.watched[i] = 1
 
     # ================================================================ timeline
 
@@ -282,7 +287,10 @@ class Simulation:
 
     def _partition_labels(self, ev: EventSpec) -> list[int]:
         labels = [0] * self.n
-        if ev.sides:
+        cluster = self.topology.cluster
+        if ev.by_cluster and cluster is not None:
+            labels = list(cluster)
+        elif ev.sides:
             names = [g.name for g in self.scenario.groups]
             for side, groups in enumerate(ev.sides):
                 for gname in groups:
@@ -363,9 +371,20 @@ class Simulation:
         }
         if self.watched:
             line["watched_delivery_ratio"] = self._watched_ratio()
+            line["watched_mesh_attacker_share"] = self._watched_mesh_share()
         self.timeline.append(line)
         if self.engine.now_us + interval_us <= self.end_us:
             self.engine.after(interval_us, self._sample, interval_us)
+
+    def _watched_mesh_share(self) -> float:
+        """Share of the watched nodes' mesh slots held by attackers (the eclipse measure)."""
+        total = 0
+        bad = 0
+        for w in self.watched:
+            for p in self.nodes[w].router.overlay.mesh.get(self.topic, ()):
+                total += 1
+                bad += not self.is_target[self.index_of[p]]
+        return round(bad / total, 6) if total else 0.0
 
     def _watched_ratio(self) -> float | None:
         m = self.metrics
@@ -414,6 +433,10 @@ class Simulation:
     # ================================================================ run
 
     def run(self, progress: ProgressFn | None = None) -> RunResult:
+        with quiet_gc():
+            return self._run(progress)
+
+    def _run(self, progress: ProgressFn | None) -> RunResult:
         t0 = time.perf_counter()
         eng = self.engine
         for i in range(self.n):
@@ -453,7 +476,20 @@ class Simulation:
         summary = m.summary()
         watched: dict[str, Any] = {}
         if self.watched:
-            watched = {"nodes": self.watched, "delivery_ratio": self._watched_ratio()}
+            lat = sorted(m.watched_latencies_us)
+            watched = {
+                "nodes": self.watched,
+                "delivery_ratio": self._watched_ratio(),
+                "mesh_attacker_share_end": self._watched_mesh_share(),
+                "mesh_attacker_share_max": max(
+                    (x.get("watched_mesh_attacker_share", 0.0) for x in self.timeline), default=0.0
+                ),
+                "latency_ms": {
+                    "p50": percentile(lat, 50) / 1000,
+                    "p90": percentile(lat, 90) / 1000,
+                    "p99": percentile(lat, 99) / 1000,
+                },
+            }
         data: dict[str, Any] = {
             "scenario": self.scenario.run.name,
             "seed": self.seed,
@@ -485,6 +521,20 @@ class Simulation:
             "python": sys.version.split()[0],
         }
         return RunResult(data, tuple(self.timeline), host)
+
+
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Hundreds of thousands of long-lived router objects make every full cyclic GC pass
+    slow: freeze what exists and collect young objects less often; restored on exit."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def peak_rss_bytes() -> int:

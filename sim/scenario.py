@@ -119,6 +119,35 @@ GOSSIP_KEYS: Final = (
         "flood_publish", bool, True, "flood own publishes to every peer above the publish threshold"
     ),
     _k("scoring", bool, True, "peer scoring on (v1.1) or off (v1.0 behaviour)"),
+    _k(
+        "mesh_message_deliveries_weight",
+        float,
+        0.0,
+        "score P3 weight (<= 0; 0 = off, the router default): penalises mesh peers that"
+        " deliver less than the threshold",
+        hi=0.0,
+    ),
+    _k(
+        "mesh_message_deliveries_threshold",
+        float,
+        1.0,
+        "score P3: decayed deliveries a mesh peer must keep up",
+        lo=0.001,
+    ),
+    _k(
+        "mesh_message_deliveries_activation_s",
+        float,
+        30.0,
+        "seconds in the mesh before P3 applies",
+        lo=1.0,
+    ),
+    _k(
+        "mesh_failure_penalty_weight",
+        float,
+        0.0,
+        "score P3b weight (<= 0; 0 = off): sticky penalty for peers pruned while in deficit",
+        hi=0.0,
+    ),
     _k("do_px", bool, False, "peer exchange on PRUNE (off: the topology is the scenario's)"),
     _k(
         "heartbeat_stagger",
@@ -236,6 +265,12 @@ EVENT_KEYS: Final = (
         'partition: group names per side, e.g. [["a"], ["b", "c"]] (empty: by fraction)',
         list_of=list,
     ),
+    _k(
+        "by_cluster",
+        bool,
+        False,
+        "partition: one side per cluster of a clustered topology (instead of sides/fraction)",
+    ),
     _k("duration_s", float, 0.0, "outage/churn: seconds it lasts", lo=0.0),
     _k("down_s", float, 5.0, "churn: mean seconds a crashed node stays down", lo=0.001),
     _k("key", str, "", "override: scenario key to change mid-run (e.g. link_class.default.loss)"),
@@ -243,7 +278,7 @@ EVENT_KEYS: Final = (
 )
 EVENT_KIND_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "publish": frozenset({"count", "interval_ms", "size_bytes", "group"}),
-    "partition": frozenset({"fraction", "sides"}),
+    "partition": frozenset({"fraction", "sides", "by_cluster"}),
     "heal": frozenset(),
     "outage": frozenset({"fraction", "group", "duration_s"}),
     "churn": frozenset({"fraction", "duration_s", "down_s"}),
@@ -309,6 +344,10 @@ class GossipSpec:
     heartbeat_interval_ms: float
     flood_publish: bool
     scoring: bool
+    mesh_message_deliveries_weight: float
+    mesh_message_deliveries_threshold: float
+    mesh_message_deliveries_activation_s: float
+    mesh_failure_penalty_weight: float
     do_px: bool
     heartbeat_stagger: bool
 
@@ -360,6 +399,7 @@ class EventSpec:
     group: str
     fraction: float
     sides: tuple[tuple[str, ...], ...]
+    by_cluster: bool
     duration_s: float
     down_s: float
     key: str
@@ -591,6 +631,10 @@ def _check(ctx: _Ctx, s: Scenario) -> None:
             for gname in side:
                 if gname not in gnames:
                     raise ctx.err(f"event[{i}].sides[{j}]", f"no [[group]] named {gname!r}")
+        if ev.by_cluster and s.topology.kind != "clustered":
+            raise ctx.err(f"event[{i}].by_cluster", "needs topology.kind = clustered")
+        if ev.by_cluster and ev.sides:
+            raise ctx.err(f"event[{i}].sides", "give sides or by_cluster, not both")
         if ev.kind == "descriptor":
             raise ctx.err(f"event[{i}].kind", "descriptor events need zone topics (not built)")
         if ev.kind == "override":

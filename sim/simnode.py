@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from protocols.gossip.config import GossipParams, PeerScoreParams
+from protocols.gossip.config import GossipParams, PeerScoreParams, TopicScoreParams
 from protocols.gossip.router import GossipRouter
 from protocols.gossip.rpc import Rpc
 from protocols.gossip.sign import SignatureCache, Signer
@@ -37,8 +37,20 @@ def gossip_params(spec: GossipSpec) -> GossipParams:
         heartbeat_interval=spec.heartbeat_interval_ms / 1000,
         flood_publish=spec.flood_publish,
         do_px=spec.do_px,
-        score=PeerScoreParams() if spec.scoring else None,
+        score=_score_params(spec) if spec.scoring else None,
     )
+
+
+def _score_params(spec: GossipSpec) -> PeerScoreParams:
+    """Router defaults, with the P3/P3b knobs the scenario may turn on."""
+    topic = replace(
+        TopicScoreParams(),
+        mesh_message_deliveries_weight=spec.mesh_message_deliveries_weight,
+        mesh_message_deliveries_threshold=spec.mesh_message_deliveries_threshold,
+        mesh_message_deliveries_activation=spec.mesh_message_deliveries_activation_s,
+        mesh_failure_penalty_weight=spec.mesh_failure_penalty_weight,
+    )
+    return PeerScoreParams(default_topic=topic)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,76 @@
+"""Behaviours at small scale: each shows the effect it exists for, on real routers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sim.run import Simulation
+from sim.scenario import load
+
+ROOT = Path(__file__).resolve().parents[2]
+SCEN = ROOT / "scenarios"
+
+
+def run(name: str, *overrides: str) -> dict[str, Any]:
+    return Simulation(load(SCEN / name, overrides)).run().data
+
+
+def test_carriers_bridge_a_partition() -> None:
+    small = ("topology.nodes=120", "run.duration_s=24", "event.2.at_s=22")
+    with_carriers = run("partition-carrier.toml", *small)
+    without = run("partition-carrier.toml", *small, "group.carrier.count=0")
+    assert with_carriers["results"]["delivery_ratio"] > without["results"]["delivery_ratio"] + 0.3
+    assert without["results"]["delivery_ratio"] < 0.6
+
+
+def test_scoring_with_p3_pushes_eclipse_sybils_out_of_victim_meshes() -> None:
+    small = (
+        "topology.nodes=200",
+        "group.sybil.count=40",
+        "group.sybil.targets=4",
+        "run.duration_s=50",
+        "event.0.count=38",
+    )
+    on = run("attack-eclipse.toml", *small)
+    off = run("attack-eclipse.toml", *small, "gossip.scoring=false")
+    assert off["watched"]["mesh_attacker_share_end"] > 0.5
+    assert on["watched"]["mesh_attacker_share_end"] < 0.1
+    assert on["scores"]["attacker_peers"]["min"] < 0
+
+
+def test_churners_crash_and_restart_and_the_rest_still_deliver() -> None:
+    data = run(
+        "smoke-50.toml",
+        "group.bad.behaviour=churner",
+        "group.bad.count=10",
+        "group.bad.up_s=2",
+        "group.bad.down_s=1",
+    )
+    r = data["results"]
+    assert r["crashes"] >= 10
+    assert r["restarts"] >= 8
+    assert r["delivery_ratio"] > 0.8
+
+
+def test_forgers_and_replayers_are_judged_alike_by_every_honest_node() -> None:
+    forged = run("smoke-50.toml", "group.bad.behaviour=forger")["results"]
+    assert forged["rejects"]["signature policy"] > 0
+    assert forged["verdict_disagreements"] == 0
+    replayed = run("smoke-50.toml", "group.bad.behaviour=replayer")["results"]
+    assert replayed["attack_messages"] > 0
+    assert replayed["verdict_disagreements"] == 0
+
+
+def test_spammers_load_the_network_but_are_not_targets() -> None:
+    quiet = run("smoke-50.toml", "group.bad.behaviour=honest")
+    spam = run("smoke-50.toml", "group.bad.behaviour=spammer", "group.bad.rate_per_s=20")
+    assert spam["results"]["deliveries"] > quiet["results"]["deliveries"] + 1000
+    assert spam["results"]["targets"] == quiet["results"]["targets"] - 2
+
+
+def test_mobility_rewires_links_while_messages_flow() -> None:
+    data = run("mobility.toml", "topology.nodes=80", "mobility.radius_m=250", "run.duration_s=15")
+    r = data["results"]
+    assert r["link_changes"] > 2 * data["topology"]["edges"]
+    assert r["delivery_ratio"] > 0.5

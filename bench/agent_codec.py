@@ -4,6 +4,10 @@ Targets ([foundation]): encode + content id >= 15,000/s; decode with canonical c
 structural validation >= 10,000/s; replay of a 1,000-entry lineage <= 10 ms. Bare cbor2
 dumps/loads rates of the same trees are printed so our overhead reads as a ratio.
 
+Since schema 2 each lineage entry is a signed slope step (about 640 bytes instead of about
+100), so the 5-entry benchmark agent is about 3.5 KiB rather than 1 KiB; ``agent_bytes``
+reports the size measured.
+
 Run: ``.venv/bin/python bench/agent_codec.py [--count N]``
 """
 

@@ -26,6 +26,7 @@ from typing import Any, Final
 import nacl.signing
 
 from protocols import codec
+from protocols.errors import SchemaError
 from protocols.governance.signing import (
     KEY_LEN,
     SIG_LEN,
@@ -219,6 +220,23 @@ class VoteLedger:
         body = proposal.vote_body(voter, approve)
         return Vote(voter, approve, sign(key, TAG_VOTE, body))
 
+    def to_cbor(self) -> dict[str, Any]:
+        """Durable form (the node writes it before sending a vote)."""
+        return {"voted": [[scope, self.voted[scope]] for scope in sorted(self.voted)]}
+
+    @classmethod
+    def from_cbor(cls, tree: Any) -> VoteLedger:
+        m = expect_map(tree, "ledger", ("voted",))
+        voted: dict[bytes, bytes] = {}
+        for i, pair in enumerate(expect_list(m["voted"], "ledger.voted", 1 << 20)):
+            items = expect_list(pair, f"ledger.voted[{i}]", 2)
+            if len(items) != 2:
+                raise SchemaError("expected [scope, subject]", path=f"ledger.voted[{i}]")
+            voted[expect_bytes(items[0], f"ledger.voted[{i}][0]", 32)] = expect_bytes(
+                items[1], f"ledger.voted[{i}][1]", 32
+            )
+        return cls(voted)
+
 
 class Outcome(enum.Enum):
     CERTIFIED = "CERTIFIED"
@@ -294,6 +312,11 @@ class Tally:
     excluded: tuple[tuple[bytes, str], ...]
     record: dict[str, Any]
     """The lineage/audit record of this outcome (accepted, refused or timed out)."""
+
+    @property
+    def escalates(self) -> bool:
+        """No certificate by the deadline: only a signed meta-authority decision settles it."""
+        return self.outcome is Outcome.TIMEOUT
 
 
 def _voters(

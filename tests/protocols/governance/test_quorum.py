@@ -94,6 +94,7 @@ def test_timeout_is_its_own_outcome_and_late_votes_are_void() -> None:
     vset = validator_set(DESC, p.scope, p.g0)
     result = tally(DESC, p, _votes(p, vset[:2]), p.deadline + 1)
     assert result.outcome is Outcome.TIMEOUT
+    assert result.escalates
     assert result.record["outcome"] == "TIMEOUT"
     late = VoteLedger().cast(VALIDATORS[vset[0]], p, p.deadline + 1)
     assert late is VoteRefused.AFTER_DEADLINE
@@ -108,7 +109,8 @@ def test_two_conflicting_proposals_for_one_scope_never_both_certify() -> None:
     for i, pub in enumerate(vset):
         first, second = (a, b) if i % 2 == 0 else (b, a)
         v1 = ledgers[pub].cast(VALIDATORS[pub], first, 10)
-        v2 = ledgers[pub].cast(VALIDATORS[pub], second, 10)
+        restored = VoteLedger.from_cbor(ledgers[pub].to_cbor())
+        v2 = restored.cast(VALIDATORS[pub], second, 10)
         assert v2 is VoteRefused.ALREADY_VOTED
         (votes_a if first is a else votes_b).append(v1)
     ta, tb = tally(DESC, a, votes_a, 10), tally(DESC, b, votes_b, 10)

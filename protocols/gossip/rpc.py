@@ -335,29 +335,30 @@ def decode_rpc(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Rpc:
         p.ParseFromString(data)
     except _PbDecodeError as exc:
         raise DecodeError(f"malformed protobuf: {exc}", offset=0) from None
-    _cap(len(p.subscriptions), limits.max_subscriptions, "subscriptions")
-    _cap(len(p.publish), limits.max_messages, "publish")
-    msgs = []
-    for pm in p.publish:
-        if len(pm.topic) != 1:
-            raise DecodeError(
-                f"message names {len(pm.topic)} topics, not one", path="publish.topic"
-            )
-        msgs.append(
-            Message(
-                _text(pm.topic[0], "publish.topic"),
-                pm.data,
-                getattr(pm, "from"),
-                pm.seqno,
-                pm.signature,
-                pm.key,
-            )
-        )
-    control = _from_pb_control(p.control, limits) if p.HasField("control") else EMPTY_CONTROL
-    return Rpc(
-        tuple(
+    subs: tuple[SubOpts, ...] = ()
+    if p.subscriptions:
+        _cap(len(p.subscriptions), limits.max_subscriptions, "subscriptions")
+        subs = tuple(
             SubOpts(s.subscribe, _text(s.topicid, "subscriptions.topicid")) for s in p.subscriptions
-        ),
-        tuple(msgs),
-        control,
-    )
+        )
+    msgs: tuple[Message, ...] = ()
+    if p.publish:
+        _cap(len(p.publish), limits.max_messages, "publish")
+        out = []
+        for pm in p.publish:
+            topics = pm.topic
+            if len(topics) != 1:
+                raise DecodeError(
+                    f"message names {len(topics)} topics, not one", path="publish.topic"
+                )
+            try:
+                topic = topics[0].decode()
+            except UnicodeDecodeError:
+                raise DecodeError("publish.topic is not UTF-8", path="publish.topic") from None
+            out.append(
+                Message(topic, pm.data, pm.__getattribute__("from"), pm.seqno, pm.signature, pm.key)
+            )
+        msgs = tuple(out)
+    if p.HasField("control"):
+        return Rpc(subs, msgs, _from_pb_control(p.control, limits))
+    return Rpc(subs, msgs)

@@ -328,13 +328,16 @@ def _decide(run: _Run, stop: _Stop) -> Decision:
 def _decode(run: _Run, stage: str) -> None:
     data = run.inp.data
     try:
-        tree = codec.decode(data, max_bytes=MAX_ENVELOPE_BYTES, max_depth=2)
+        # key order is checked below, so the decoder need not re-sort to compare
+        tree = codec.decode(data, max_bytes=MAX_ENVELOPE_BYTES, max_depth=2, key_order_checked=True)
     except MeshError as exc:
         raise _Stop(stage, "undecodable", exc.describe()) from None
-    if not isinstance(tree, dict) or sorted(tree) != ["agent", "v", "zone"]:
-        raise _Stop(stage, "bad-envelope", "envelope must be exactly {v, zone, agent}")
-    if tree["v"] != ENVELOPE_VERSION or not isinstance(tree["agent"], bytes):
-        raise _Stop(stage, "bad-envelope", "unknown envelope version or agent not bytes")
+    if not isinstance(tree, dict) or list(tree) != ["v", "zone", "agent"]:
+        raise _Stop(stage, "bad-envelope", "envelope must be exactly {v, zone, agent} in order")
+    if type(tree["v"]) is not int or tree["v"] != ENVELOPE_VERSION:
+        raise _Stop(stage, "bad-envelope", "unknown envelope version")
+    if type(tree["zone"]) is not str or type(tree["agent"]) is not bytes:
+        raise _Stop(stage, "bad-envelope", "zone must be text and agent bytes")
     if tree["zone"] != run.inp.view.zone:
         raise _Stop(stage, "wrong-topic", f"envelope zone {tree['zone']!r} is not this topic's")
     run.content_id = hashlib.sha256(tree["agent"]).digest()

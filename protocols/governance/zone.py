@@ -148,8 +148,13 @@ class ZoneDescriptor:
     quarantine_ttl_epochs: int = 6
     quarantine_quota: int = 64
     freshness_epochs: int = 1
+    _id: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._validate()
+        object.__setattr__(self, "_id", codec.content_id(codec.encode(self.to_cbor())))
+
+    def _validate(self) -> None:
         if not self.zone:
             raise SchemaError("zone id must not be empty", path="zone")
         if self.version < 1:
@@ -179,8 +184,8 @@ class ZoneDescriptor:
 
     @property
     def id(self) -> bytes:
-        """sha256 of the canonical body: what head entries name."""
-        return codec.content_id(codec.encode(self.to_cbor()))
+        """sha256 of the canonical body: what head entries name (computed once)."""
+        return self._id
 
     @classmethod
     def from_cbor(cls, tree: Any, path: str = "body") -> ZoneDescriptor:

@@ -45,3 +45,15 @@ def test_unsigned_lineage_fields_cannot_be_changed_either() -> None:
         forged = replace(AGENT, lineage=replace(AGENT.lineage, **change))  # type: ignore[arg-type]
         d = admit(AdmitInput(W.envelope(forged), VIEW, 10, bytes(32)))
         assert d.wire is WireVerdict.REJECT, change
+
+
+def test_envelopes_must_be_canonical() -> None:
+    import cbor2
+
+    ok = encode_envelope(W.zone, BYTES)
+    assert admit(AdmitInput(ok, VIEW, 10, bytes(32))).wire is WireVerdict.ACCEPT
+    reordered = cbor2.dumps({"zone": W.zone, "v": 1, "agent": BYTES})
+    assert admit(AdmitInput(reordered, VIEW, 10, bytes(32))).code == "bad-envelope"
+    for bad in ({"v": 2, "zone": W.zone, "agent": BYTES}, {"v": 1, "zone": 5, "agent": BYTES}):
+        d = admit(AdmitInput(cbor2.dumps(bad), VIEW, 10, bytes(32)))
+        assert (d.wire, d.code) == (WireVerdict.REJECT, "bad-envelope")

@@ -224,6 +224,9 @@ def agent_new(
     ident_path = identity_path or default_identity_path()
     identity = load_identity(ident_path, create=True, epoch=epoch)
     assert identity is not None
+    if epoch > identity.host.ddh.epoch:  # the DDH advances once per epoch it is used in
+        host = identity.host.with_ddh(ddh.advance(identity.host.ddh, _entropy(), epoch))
+        identity = LocalIdentity(host, identity.authority_seed, identity.record, identity.secrets)
     spec = AgentSpec(verb=verb, zone=zone, role=role, args=args, epoch=epoch)
     try:
         step = new_agent(spec, identity.host, identity.secrets, random.SystemRandom())

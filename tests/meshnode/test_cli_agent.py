@@ -213,6 +213,29 @@ def test_verify_names_reason_and_step_and_exits_1(tmp_path: Path) -> None:
     assert "REFUSED bad-step at lineage.entries[0]" in plain.stdout
 
 
+def test_the_ddh_advances_with_the_epoch_and_slopes_still_verify(tmp_path: Path) -> None:
+    files = [tmp_path / f"e{epoch}.cbor" for epoch in (5, 5, 9)]
+    for path, epoch in zip(files, (5, 5, 9), strict=True):
+        made = meshnode(
+            "agent",
+            "new",
+            "--intent",
+            "note",
+            "--zone",
+            "z",
+            "--epoch",
+            str(epoch),
+            "--out",
+            str(path),
+        )
+        assert made.returncode == 0, made.stderr
+    ddhs = [cbor2.loads(p.read_bytes())["lineage"]["entries"][0]["ddh"] for p in files]
+    assert ddhs[0] == ddhs[1]
+    assert ddhs[1] != ddhs[2]
+    checked = meshnode("agent", "verify", "--epoch", "9", *map(str, files))
+    assert checked.returncode == 0, checked.stdout
+
+
 def test_identity_readable_by_others_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "a.cbor"
     assert (

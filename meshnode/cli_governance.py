@@ -120,7 +120,7 @@ def keygen(out: Path) -> None:
         raise click.ClickException(f"{out} exists; refusing to overwrite a key")
     seed = os.urandom(32)
     write_key(out, seed)
-    console.print(f"wrote {escape(str(out))}  public key {public_key(signing_key(seed)).hex()}")
+    click.echo(f"wrote {out}  public key {public_key(signing_key(seed)).hex()}")
 
 
 # -- zone files -----------------------------------------------------------------------------
@@ -240,8 +240,8 @@ def zone_new(
     if path.exists():
         raise click.ClickException(f"{path} exists; refusing to overwrite a zone file")
     save_zone(path, tree)
-    console.print(
-        f"wrote {escape(str(path))}: zone {escape(zone_id)} descriptor {desc.id.hex()[:16]} "
+    click.echo(
+        f"wrote {path}: zone {zone_id} descriptor {desc.id.hex()[:16]} "
         f"contract {contract.id.hex()[:16]} ({len(contract.rules)} rules)"
     )
 
@@ -350,7 +350,7 @@ def zone_admit_host(
     record = sign_record(_hex(host_key, "--host-key"), _hex(ddh, "--ddh"), grant, signer)
     tree["host_records"].append(record.to_cbor())
     save_zone(file, tree)
-    console.print(f"admitted host {host_key[:16]} (record {record.name.hex()[:16]})")
+    click.echo(f"admitted host {host_key[:16]} (record {record.name.hex()[:16]})")
 
 
 @zone.command("revoke-host")
@@ -368,7 +368,7 @@ def zone_revoke_host(file: Path, key: Path, host_key: str, epoch: int) -> None:
     rev = sign_revocation(_hex(host_key, "--host-key"), epoch, signer)
     tree["revocations"].append(rev.to_cbor())
     save_zone(file, tree)
-    console.print(f"revoked host {host_key[:16]} from epoch {epoch}")
+    click.echo(f"revoked host {host_key[:16]} from epoch {epoch}")
 
 
 @zone.command("override")
@@ -413,7 +413,7 @@ def zone_override(
     signed = override.sign(*signers)
     tree["overrides"].append(signed.to_cbor())
     save_zone(file, tree)
-    console.print(f"override {signed.id.hex()[:16]}: {action} until epoch {until_epoch}")
+    click.echo(f"override {signed.id.hex()[:16]}: {action} until epoch {until_epoch}")
 
 
 # -- policy ---------------------------------------------------------------------------------

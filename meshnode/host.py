@@ -10,6 +10,7 @@ peer is found again.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +159,8 @@ class MeshHost:
                 if info.peer_id == self.peer_id:
                     continue
                 nursery.start_soon(self._keep_connected, info)
+            if self.network.mdns:
+                nursery.start_soon(self._dial_discovered)
             task_status.started()
             await trio.sleep_forever()
 
@@ -202,6 +205,49 @@ class MeshHost:
             else:  # connected and lost at once: back off rather than spin
                 failures += 1
                 await trio.sleep(self.backoff.delay(failures, self._rng))
+
+    async def _dial_discovered(self) -> None:
+        """Dial peers that mDNS put in the peerstore.
+
+        py-libp2p 0.8.1's mDNS only adds addresses to the peerstore and relies on the swarm
+        auto-connector (which we turn off) to dial them, so with ``mdns = true`` we dial each
+        discovered, unconnected peer ourselves, at most once per ``reconnect_max_s``.
+        """
+        last_try: dict[ID, float] = {}
+        store = self.host.get_peerstore()
+        async with trio.open_nursery() as nursery:
+            while True:
+                now = trio.current_time()
+                for peer_id in list(store.peer_ids()):
+                    if peer_id == self.peer_id or self.is_connected(peer_id):
+                        continue
+                    if now - last_try.get(peer_id, -math.inf) < self.network.reconnect_max_s:
+                        continue
+                    try:
+                        addrs = store.addrs(peer_id)
+                    except KeyError:  # PeerStoreError: unknown or expired
+                        continue
+                    if addrs:
+                        last_try[peer_id] = now
+                        nursery.start_soon(self._dial_once, PeerInfo(peer_id, addrs))
+                await trio.sleep(1.0)
+
+    async def _dial_once(self, info: PeerInfo) -> None:
+        self.dials += 1
+        unblock = getattr(self.host.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            unblock(info.peer_id)
+        try:
+            with trio.fail_after(self.network.dial_timeout_s):
+                await self.host.connect(info)
+        except (BaseLibp2pError, trio.TooSlowError, OSError) as exc:
+            self.dial_failures += 1
+            log.info(
+                "discovered peer dial failed",
+                extra={"peer": info.peer_id.to_base58(), "error": repr(exc)},
+            )
+            return
+        log.info("discovered peer connected", extra={"peer": info.peer_id.to_base58()})
 
     async def ping(self, peer_id: ID, timeout_s: float = 5.0) -> float:
         """One ping round trip in milliseconds over ``/ipfs/ping/1.0.0``."""

@@ -15,6 +15,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 
+from meshnode.config import NetworkSection
 from meshnode.host import Backoff
 
 
@@ -85,3 +86,11 @@ async def test_mplex_only_peer_connects_via_fallback(make_peer, until) -> None:
             conn = a.mesh.host.get_network().get_connections(old.get_id())[0]
             assert type(conn.muxed_conn).__name__ == "Mplex"
             assert await a.mesh.ping(old.get_id()) >= 0
+
+
+@pytest.mark.trio
+async def test_mdns_discovered_peers_are_dialled(make_peer, until) -> None:
+    lan = NetworkSection(mdns=True, reconnect_initial_s=0.1, reconnect_max_s=1.0)
+    async with make_peer(network=lan) as a, make_peer(network=lan) as b:
+        await until(lambda: a.mesh.is_connected(b.mesh.peer_id), timeout=15)
+        await a.sink.wait_for(lambda: b.pid in a.sink.connected)

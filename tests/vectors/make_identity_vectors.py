@@ -50,6 +50,14 @@ from protocols.identity.host import (  # noqa: E402
     sign_revocation,
 )
 from protocols.identity.host_secrets import HostSecrets  # noqa: E402
+from protocols.identity.recovery import (  # noqa: E402
+    RecoveryRule,
+    RecoveryToken,
+    cast_vote,
+    propose,
+    recover,
+    validator_set,
+)
 
 OUT = Path(__file__).resolve().parent / "identity"
 AUTHORITY = SigningKey(hashlib.sha256(b"identity vector authority").digest())
@@ -75,6 +83,8 @@ def _hosts() -> tuple[Host, Host, Host]:
 
 H1, H2, STRANGER = _hosts()
 RNG = random.Random(5)
+VALIDATORS = [new_host(random.Random(500 + i), 0) for i in range(5)]
+RULE = RecoveryRule(zone="alpha", eligible=tuple(v.key for v in VALIDATORS), n=5, min_gap=8)
 
 
 def chain(steps: int, by: Host = H1) -> tuple[Agent, list[LineageEntry]]:
@@ -115,6 +125,7 @@ class Run:
     epoch: int = 12
     window: int | None = None
     revoked: tuple[Revocation, ...] = ()
+    recovery: RecoveryRule | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +182,22 @@ def old_host_after_seal() -> Run:
         H1.host,
     )
     return Run([*entries, seal.entry, forged])
+
+
+def recovered(votes: int, again: bool = False) -> Run:
+    """H1 is gone after 2 steps; H2 resumes with a token of ``votes`` votes. With ``again``
+    H2 is gone at once too and H1 resumes by a second token in the same epoch."""
+    agent, entries = chain(2)
+    for new in (H2, H1) if again else (H2,):
+        commit, new.secrets = new.secrets.fresh(RNG)
+        proposal = propose(agent, RULE, new.host.key, commit, deadline=20)
+        chosen = set(validator_set(RULE, 10 // RULE.generation_epochs, proposal.scope_id()))
+        voters = [v for v in VALIDATORS if v.key in chosen][:votes]
+        token = RecoveryToken(proposal, tuple(cast_vote(proposal, RULE, v) for v in voters))
+        step = recover(agent, token, new.host, new.secrets, 12, RNG)
+        agent, new.secrets = step.agent, step.secrets
+        entries.append(step.entry)
+    return Run(entries, head_state=digest_of(agent), recovery=RULE)
 
 
 def damaged(steps: int, at: int, edit: Callable[[list[LineageEntry]], LineageEntry]) -> Run:
@@ -308,6 +335,34 @@ CASES: list[Case] = [
         lambda: (lambda e: Run(e[5:], trusted=e[3]))(chain(8)[1]),
     ),
     Case(
+        "ok_recovery",
+        "DESIGN 6: a global quorum token names the new signer (k=4 of n=5)",
+        "ok",
+        -1,
+        lambda: recovered(4),
+    ),
+    Case(
+        "recovery_below_k",
+        "SPEC 2.18: below the threshold there is no valid token",
+        "bad-recovery",
+        3,
+        lambda: recovered(3),
+    ),
+    Case(
+        "recovery_rate_limited",
+        "SPEC 2.18: a repeat recovery inside the rate limit",
+        "bad-recovery",
+        4,
+        lambda: recovered(5, again=True),
+    ),
+    Case(
+        "recovery_without_rule",
+        "a recovery entry where the zone has no recovery rule",
+        "bad-recovery",
+        3,
+        lambda: replace(recovered(4), recovery=None),
+    ),
+    Case(
         "revoked_head_signer",
         "DESIGN 5: a revoked key may never sign a head entry",
         "revoked-host",
@@ -331,6 +386,16 @@ def vector(case: Case) -> dict[str, Any]:
         "trusted_head": None if run.trusted is None else codec.encode(run.trusted.to_cbor()).hex(),
         "entries": codec.encode([e.to_cbor() for e in run.entries]).hex(),
         "head_state": None if run.head_state is None else run.head_state.hex(),
+        "recovery": None
+        if run.recovery is None
+        else {
+            "zone": run.recovery.zone,
+            "eligible": [k.hex() for k in run.recovery.eligible],
+            "n": run.recovery.n,
+            "minimum": run.recovery.minimum,
+            "min_gap": run.recovery.min_gap,
+            "generation_epochs": run.recovery.generation_epochs,
+        },
         "reason": case.reason,
         "step": case.step,
     }

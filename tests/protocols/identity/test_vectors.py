@@ -12,6 +12,7 @@ from protocols import codec
 from protocols.agent import SCHEMA_VERSION
 from protocols.agent.validate import entry_from_cbor
 from protocols.identity.host import MemoryHostDirectory, Revocation, decode_record
+from protocols.identity.recovery import RecoveryRule
 from protocols.identity.slope import SlopeParams, verify_slope
 
 VECTORS = sorted((Path(__file__).resolve().parents[2] / "vectors" / "identity").glob("*.json"))
@@ -20,6 +21,13 @@ VECTORS = sorted((Path(__file__).resolve().parents[2] / "vectors" / "identity").
 def _revocation(data: bytes) -> Revocation:
     tree: Any = codec.decode(data, max_bytes=1024)
     return Revocation(tree["host_key"], tree["epoch"], tree["authority"], tree["signature"])
+
+
+def _rule(spec: dict[str, Any] | None) -> RecoveryRule | None:
+    if spec is None:
+        return None
+    eligible = tuple(bytes.fromhex(k) for k in spec.pop("eligible"))
+    return RecoveryRule(eligible=eligible, **spec)
 
 
 def test_there_are_enough_vectors() -> None:
@@ -47,7 +55,7 @@ def test_vector(path: Path) -> None:
         trusted,
         hosts,
         epoch=v["epoch"],
-        params=SlopeParams(window=v["window"]),
+        params=SlopeParams(window=v["window"], recovery=_rule(v["recovery"])),
         head_state=None if v["head_state"] is None else bytes.fromhex(v["head_state"]),
     )
     assert (result.reason.value, result.step) == (v["reason"], v["step"]), result.message

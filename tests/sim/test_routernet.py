@@ -54,16 +54,18 @@ _RUN = """
 import random, networkx as nx
 from protocols.gossip.config import GossipParams
 from sim.routernet import build_gossip_net
-g = nx.random_regular_graph(6, 30, seed=2)
-net = build_gossip_net(30, g.edges(), params=GossipParams(), seed=9, topics=["t"])
+g = nx.random_regular_graph(12, 40, seed=2)  # degree > D: every pick is a real choice
+net = build_gossip_net(40, g.edges(), params=GossipParams(), seed=9, topics=["t"])
 net.start_heartbeats(random.Random(4))
 net.run_for(5)
 rng = random.Random(5)
+ids = []
 for _ in range(5):
-    net.publish(rng.randrange(30), "t", rng.randbytes(64))
+    ids.append(net.publish(rng.randrange(40), "t", rng.randbytes(64)))
     net.run_for(0.3)
 meshes = [sorted(n.overlay.mesh["t"]) for n in net.nodes]
-print(net.rpcs_handled, net.duplicates, repr(meshes))
+hops = [sorted((i, d.hops, d.time_us) for i, d in net.deliveries[m].items()) for m in ids]
+print(net.rpcs_handled, net.duplicates, repr(meshes), repr(hops))
 """
 
 

@@ -300,3 +300,29 @@ def test_no_opportunistic_graft_when_the_mesh_median_is_good(gs: ModuleType) -> 
     for q in good:
         h.do(SetAppScore(q, 50.0))
     assert not gs.grafts_to(h.beat(4))
+
+
+def test_p4_is_quadratic_in_invalid_messages(gs: ModuleType) -> None:
+    h = gs.make_harness(validator=lambda peer, mid, m: WireVerdict.REJECT)
+    h.join()
+    p = gs.pid(1)
+    h.connect([p])
+    h.recv(p, gs.Rpc(publish=(gs.zone_message(b"a"), gs.zone_message(b"b"))))
+    assert h.score(p) == pytest.approx(-80.0)  # 2^2 * -20
+    h.recv(p, gs.Rpc(publish=(gs.zone_message(b"c"),)))
+    assert h.score(p) == pytest.approx(-180.0)  # and now graylisted
+    assert h.recv(p, gs.Rpc(publish=(gs.zone_message(b"d"),))) == []
+    assert len(h.recorder.named("reject")) == 3
+
+
+def test_malformed_rpcs_count_as_behaviour_penalties(gs: ModuleType) -> None:
+    from protocols.gossip.events import MalformedRpc
+
+    h = gs.make_harness()
+    p = gs.pid(1)
+    h.connect([p])
+    for _ in range(4):
+        h.do(MalformedRpc(p))
+    assert h.score(p) == pytest.approx(-5.0 * (4 - 2) ** 2)
+    h.do(MalformedRpc(gs.pid(2)))  # unknown peer: nothing to score
+    assert h.score(gs.pid(2)) == 0.0

@@ -137,6 +137,16 @@ def test_line_relays_both_ways_survives_kill_9_and_stops_cleanly(nodes: list[Nod
     c.start()
     poll(lambda: b.get("/status")["pubsub_peers"] == 2, 10, "b to link a and c")
     assert a.get("/status")["pubsub_peers"] == 1  # a line: a and c are not connected
+    peers = {p["peer_id"]: p for p in b.get("/peers")["peers"]}
+    assert sorted(peers) == sorted([a.peer_id, c.peer_id])
+    poll(
+        lambda: all(p["topics"] == ["chat"] for p in b.get("/peers")["peers"]),
+        5,
+        "b to learn its peers' subscriptions",
+    )
+    assert peers[a.peer_id]["outbound"] is True  # b dialled a
+    assert peers[c.peer_id]["outbound"] is False  # c dialled b
+    assert peers[a.peer_id]["protocol"] == "/meshsub/1.1.0"
 
     a.publish("from a")
     c.publish("from c")
@@ -157,7 +167,44 @@ def test_line_relays_both_ways_survives_kill_9_and_stops_cleanly(nodes: list[Nod
     metrics = urllib.request.urlopen(f"http://{b.api}/metrics", timeout=5).read().decode()
     assert 'meshnode_bridge_events_total{kind="frames_in"}' in metrics
 
-    for n in (c, b, a):
-        assert n.stop(signal.SIGTERM) == 0
+    for n, sig in ((c, signal.SIGINT), (b, signal.SIGTERM), (a, signal.SIGTERM)):
+        assert n.stop(sig) == 0
         assert not (n.dir / "data" / "node.json").exists()
         assert "Traceback" not in (n.dir / "stderr.log").read_text()
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "node.toml"
+    cfg.write_text('[node]\ndata_dir = "d"\n[network]\nlisten = ["/ip4/127.0.0.1/udp/1"]\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshnode.node", "--config", str(cfg)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: network.listen[0]: must be a TCP multiaddr, got '/ip4/127.0.0.1/udp/1' (in {cfg})"
+    ]
+
+
+def test_api_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "node.toml"
+        cfg.write_text(f'[node]\ndata_dir = "d"\n[api]\nport = {port}\n')
+        proc = subprocess.run(
+            [sys.executable, "-m", "meshnode.node", "--config", str(cfg)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert proc.returncode == 2
+    lines = [x for x in proc.stderr.strip().splitlines() if x.startswith("error:")]
+    assert len(lines) == 1
+    assert "Traceback" not in proc.stderr
+    assert "in use" in lines[0].lower()

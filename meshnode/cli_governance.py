@@ -26,22 +26,17 @@ from protocols import codec
 from protocols.agent import validate_bytes
 from protocols.agent.schema import MAX_AGENT_BYTES
 from protocols.errors import MeshError
+from protocols.governance.bundle import MAX_BUNDLE_BYTES, ZoneBundle
 from protocols.governance.meta import Action, Override
 from protocols.governance.policy import Contract, contract_from_toml, facts_of, make_policy_ref
 from protocols.governance.signing import (
-    TAG_CONTRACT,
-    TAG_DESCRIPTOR,
-    TAG_OVERRIDE,
     Authority,
-    Signed,
     public_key,
-    signed_from_cbor,
     signing_key,
 )
 from protocols.governance.zone import QuorumParams, ZoneDescriptor
 from protocols.identity.host import (
     HostGrant,
-    record_from_cbor,
     sign_record,
     sign_revocation,
 )
@@ -126,41 +121,19 @@ def keygen(out: Path) -> None:
 # -- zone files -----------------------------------------------------------------------------
 
 
-def load_zone(path: Path) -> dict[str, Any]:
-    if path.stat().st_size > MAX_ZONE_FILE:
-        raise MeshError(f"{path} is larger than {MAX_ZONE_FILE} bytes")
-    tree = codec.decode(path.read_bytes(), max_bytes=MAX_ZONE_FILE, max_depth=12)
-    keys = {
-        "zone",
-        "authority",
-        "descriptors",
-        "contracts",
-        "policy_refs",
-        "host_records",
-        "revocations",
-        "overrides",
-    }
-    if not isinstance(tree, dict) or set(tree) != keys:
-        raise MeshError(f"{path} is not a zone file (make one with `meshnode zone new`)")
-    return tree
+def load_zone(path: Path) -> ZoneBundle:
+    if path.stat().st_size > MAX_BUNDLE_BYTES:
+        raise MeshError(f"{path} is larger than {MAX_BUNDLE_BYTES} bytes")
+    try:
+        return ZoneBundle.decode(path.read_bytes())
+    except MeshError as exc:
+        raise MeshError(f"{path} is not a zone file ({exc.describe()})") from None
 
 
-def save_zone(path: Path, tree: dict[str, Any]) -> None:
+def save_zone(path: Path, bundle: ZoneBundle) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(codec.encode(tree))
+    tmp.write_bytes(bundle.encode())
     tmp.replace(path)
-
-
-def _authority(tree: dict[str, Any]) -> Authority:
-    return Authority.from_cbor(tree["authority"], "authority")
-
-
-def _descriptors(tree: dict[str, Any]) -> list[tuple[Signed, ZoneDescriptor]]:
-    out = []
-    for i, item in enumerate(tree["descriptors"]):
-        signed = signed_from_cbor(item, TAG_DESCRIPTOR, f"descriptors[{i}]")
-        out.append((signed, ZoneDescriptor.from_cbor(signed.body, f"descriptors[{i}].body")))
-    return out
 
 
 @click.group("zone")
@@ -225,21 +198,17 @@ def zone_new(
         quorum=QuorumParams(mode=quorum_mode, n=n, k_min=k_min, health_ceiling=n),
         cross_zone=tuple(sorted(set(cross))),
     )
-    ref = make_policy_ref(zone_id, contract.id, signers[0])
-    tree = {
-        "zone": zone_id,
-        "authority": authority.to_cbor(),
-        "descriptors": [desc.sign(*signers).to_cbor()],
-        "contracts": [contract.sign(*signers).to_cbor()],
-        "policy_refs": [ref.to_cbor()],
-        "host_records": [],
-        "revocations": [],
-        "overrides": [],
-    }
+    bundle = ZoneBundle(
+        zone=zone_id,
+        authority=authority,
+        descriptors=[desc.sign(*signers)],
+        contracts=[contract.sign(*signers)],
+        policy_refs=[make_policy_ref(zone_id, contract.id, signers[0])],
+    )
     path = out or Path(f"zone-{zone_id}.cbor")
     if path.exists():
         raise click.ClickException(f"{path} exists; refusing to overwrite a zone file")
-    save_zone(path, tree)
+    save_zone(path, bundle)
     click.echo(
         f"wrote {path}: zone {zone_id} descriptor {desc.id.hex()[:16]} "
         f"contract {contract.id.hex()[:16]} ({len(contract.rules)} rules)"
@@ -251,12 +220,13 @@ def zone_new(
 @_user_errors
 def zone_show(file: Path) -> None:
     """Print a zone file's descriptors, contracts, hosts and overrides, checking signatures."""
-    tree = load_zone(file)
-    authority = _authority(tree)
-    table = Table(title=f"zone {escape(str(tree['zone']))}")
+    bundle = load_zone(file)
+    authority = bundle.authority
+    table = Table(title=f"zone {escape(bundle.zone)}")
     for col in ("version", "activation", "id", "signed", "contracts", "validators", "quorum"):
         table.add_column(col)
-    for signed, desc in _descriptors(tree):
+    for signed in bundle.descriptors:
+        desc = ZoneDescriptor.from_cbor(signed.body)
         q = desc.quorum
         table.add_row(
             str(desc.version),
@@ -268,28 +238,27 @@ def zone_show(file: Path) -> None:
             f"{q.mode} n={q.n} k>={q.k_min}",
         )
     console.print(table)
-    for i, item in enumerate(tree["contracts"]):
-        signed = signed_from_cbor(item, TAG_CONTRACT, f"contracts[{i}]")
+    for signed in bundle.contracts:
         _print_contract(Contract.from_cbor(signed.body), signed.authorised_by(authority))
     hosts = Table(title="hosts")
-    for col in ("host key", "zones", "roles", "from epoch", "revoked"):
+    for col in ("host key", "zones", "roles", "from epoch", "signed", "revoked"):
         hosts.add_column(col)
-    revoked = {r["host_key"] for r in tree["revocations"] if isinstance(r, dict)}
-    for i, item in enumerate(tree["host_records"]):
-        rec = record_from_cbor(item, f"host_records[{i}]")
+    revoked = {r.host_key for r in bundle.revocations if r.signature_ok()}
+    for rec in bundle.host_records:
+        ok = rec.authority in authority.keys and rec.signature_ok()
         hosts.add_row(
             rec.host_key.hex()[:16],
             ",".join(rec.zones),
             ",".join(rec.roles),
             str(rec.valid_from_epoch),
+            "yes" if ok else "NO",
             "yes" if rec.host_key in revoked else "",
         )
     console.print(hosts)
     overrides = Table(title="overrides")
     for col in ("id", "action", "target", "epochs", "reason"):
         overrides.add_column(col)
-    for i, item in enumerate(tree["overrides"]):
-        signed = signed_from_cbor(item, TAG_OVERRIDE, f"overrides[{i}]")
+    for signed in bundle.overrides:
         o = Override.from_cbor(signed.body)
         overrides.add_row(
             signed.id.hex()[:16],
@@ -342,14 +311,14 @@ def zone_admit_host(
     from_epoch: int,
 ) -> None:
     """Sign a host record admitting a host to the zone and add it to the zone file."""
-    tree = load_zone(file)
+    bundle = load_zone(file)
     signer = read_key(key)
-    if public_key(signer) not in _authority(tree).keys:
+    if public_key(signer) not in bundle.authority.keys:
         raise click.ClickException(f"{key} is not a key of the zone authority")
-    grant = HostGrant(addrs=addrs, zones=(tree["zone"],), roles=roles, valid_from_epoch=from_epoch)
+    grant = HostGrant(addrs=addrs, zones=(bundle.zone,), roles=roles, valid_from_epoch=from_epoch)
     record = sign_record(_hex(host_key, "--host-key"), _hex(ddh, "--ddh"), grant, signer)
-    tree["host_records"].append(record.to_cbor())
-    save_zone(file, tree)
+    bundle.host_records.append(record)
+    save_zone(file, bundle)
     click.echo(f"admitted host {host_key[:16]} (record {record.name.hex()[:16]})")
 
 
@@ -361,13 +330,12 @@ def zone_admit_host(
 @_user_errors
 def zone_revoke_host(file: Path, key: Path, host_key: str, epoch: int) -> None:
     """Sign a revocation of a host key and add it to the zone file."""
-    tree = load_zone(file)
+    bundle = load_zone(file)
     signer = read_key(key)
-    if public_key(signer) not in _authority(tree).keys:
+    if public_key(signer) not in bundle.authority.keys:
         raise click.ClickException(f"{key} is not a key of the zone authority")
-    rev = sign_revocation(_hex(host_key, "--host-key"), epoch, signer)
-    tree["revocations"].append(rev.to_cbor())
-    save_zone(file, tree)
+    bundle.revocations.append(sign_revocation(_hex(host_key, "--host-key"), epoch, signer))
+    save_zone(file, bundle)
     click.echo(f"revoked host {host_key[:16]} from epoch {epoch}")
 
 
@@ -392,18 +360,18 @@ def zone_override(
     reason: str,
 ) -> None:
     """Sign a meta-policy override (scoped, expiring) and add it to the zone file."""
-    tree = load_zone(file)
+    bundle = load_zone(file)
     if until_epoch <= from_epoch:
         raise click.ClickException("--until-epoch must be after --from-epoch")
     signers = [read_key(k) for k in meta_keys]
-    latest = _descriptors(tree)[-1][1]
+    latest = ZoneDescriptor.from_cbor(bundle.descriptors[-1].body)
     signed_by = Authority.of([public_key(k) for k in signers], len(signers))
     if not set(signed_by.keys) <= set(latest.meta_authority.keys):
         raise click.ClickException("a --meta-key is not in the zone's meta-authority")
     if len(signers) < latest.meta_authority.threshold:
         raise click.ClickException(f"needs {latest.meta_authority.threshold} meta-authority keys")
     override = Override(
-        zone=tree["zone"],
+        zone=bundle.zone,
         target=_hex(target, "--target") if target else b"",
         action=Action(action),
         from_epoch=from_epoch,
@@ -411,8 +379,8 @@ def zone_override(
         reason=reason,
     )
     signed = override.sign(*signers)
-    tree["overrides"].append(signed.to_cbor())
-    save_zone(file, tree)
+    bundle.overrides.append(signed)
+    save_zone(file, bundle)
     click.echo(f"override {signed.id.hex()[:16]}: {action} until epoch {until_epoch}")
 
 

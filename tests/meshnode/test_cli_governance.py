@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from protocols.governance.bundle import ZoneBundle
+
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "zone-policy.toml"
 MESHNODE = Path(sys.executable).parent / "meshnode"
@@ -124,6 +126,10 @@ def test_zone_new_show_admit_revoke_override(zone_dir: Path) -> None:
     for text in ("fleet-basic", "hold-suspects", "abababab", "release", "cleared"):
         assert text in shown.stdout
     assert "NO" not in shown.stdout
+    view = ZoneBundle.decode((zone_dir / "fleet.cbor").read_bytes()).view(epoch=3)
+    assert view.hosts.is_revoked(bytes.fromhex(host))
+    assert len(view.contracts) == 1
+    assert view.descriptors.governing(0) is not None
 
 
 def test_override_needs_the_meta_authority(zone_dir: Path) -> None:

@@ -379,10 +379,10 @@ def forward_link(
     unsigned = ForwardLink(
         lineage_mod.entry_hash(old_head), old_head.dah, new_genesis.dah, epoch, host.key, b""
     )
-    return ForwardLink(*unsigned_fields(unsigned), host.sign(unsigned.body()))
+    return ForwardLink(*_unsigned_fields(unsigned), host.sign(unsigned.body()))
 
 
-def unsigned_fields(link: ForwardLink) -> tuple[bytes, bytes, bytes, int, bytes]:
+def _unsigned_fields(link: ForwardLink) -> tuple[bytes, bytes, bytes, int, bytes]:
     return (link.old_head, link.old_dah, link.new_genesis_dah, link.epoch, link.signer)
 
 

@@ -512,8 +512,8 @@ class DelayedValidation:
     """Deferred slope checks with deadlines (SPEC 2.18); overflow refuses the oldest."""
 
     params: DelayParams = field(default_factory=DelayParams)
-    _items: dict[bytes, Deferred] = field(default_factory=dict)
-    _seq: int = 0
+    _items: dict[bytes, Deferred] = field(default_factory=dict, init=False, repr=False)
+    _seq: int = field(default=0, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -67,6 +67,8 @@ class Metrics:
         self.restarts = 0
         self.link_changes = 0
         self.attack_published = 0
+        self.decisions: dict[str, int] = {}
+        """Admission decisions by outcome code (zone runs), every node's own."""
         self.watched = bytearray(n)
         """Nodes whose deliveries are also reported on their own (e.g. eclipse victims)."""
         self.watched_latencies_us: list[int] = []
@@ -107,6 +109,9 @@ class Metrics:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
         if self.is_target[node] and reason in CONTENT_REASONS:
             self._verdict(key, verdict)
+
+    def on_decision(self, node: int, code: str) -> None:
+        self.decisions[code] = self.decisions.get(code, 0) + 1
 
     def _verdict(self, key: bytes, verdict: WireVerdict) -> None:
         self.verdicts[key] = self.verdicts.get(key, 0) | _VERDICT_BIT[verdict]
@@ -167,6 +172,8 @@ class Metrics:
             "rpcs_dropped_link_down": self.rpcs_dropped_link,
             "rejects": dict(sorted(self.rejects.items())),
             "verdict_disagreements": self.disagreements(),
+            "admissions": sum(self.decisions.values()),
+            "decisions": dict(sorted(self.decisions.items())),
             "crashes": self.crashes,
             "restarts": self.restarts,
             "link_changes": self.link_changes,

@@ -46,6 +46,7 @@ def tables_markdown(result: RunResult) -> str:
         "rpcs_sent_total",
         "rpcs_dropped_link_down",
         "verdict_disagreements",
+        "admissions",
         "crashes",
         "restarts",
         "link_changes",
@@ -81,6 +82,16 @@ def tables_markdown(result: RunResult) -> str:
     lines += ["", "## Groups", "", "| group | behaviour | nodes |", "|---|---|---|"]
     for name, g in d["groups"].items():
         lines.append(_row([name, g["behaviour"], g["nodes"]]))
+    if r["decisions"]:
+        lines += [
+            "",
+            f"## Admission decisions in zone {d['zone']} (every member its own)",
+            "",
+            "| outcome code | decisions |",
+            "|---|---|",
+        ]
+        for code, count in r["decisions"].items():
+            lines.append(_row([code, count]))
     if r["rejects"]:
         lines += ["", "## Rejections (all nodes)", "", "| reason | count |", "|---|---|"]
         for reason, count in r["rejects"].items():

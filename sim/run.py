@@ -10,6 +10,7 @@ heartbeat.
 from __future__ import annotations
 
 import gc
+import hashlib
 import random
 import resource
 import sys
@@ -35,13 +36,16 @@ from protocols.gossip.events import (
 )
 from protocols.gossip.rpc import EMPTY_CONTROL, Rpc
 from protocols.gossip.sign import SignatureCache
+from protocols.gossip.validate import zone_topic
+from protocols.governance.pipeline import Decision
+from protocols.governance.world import World, WorldParams, build_world
 from protocols.types import PeerId, TopicId
 from sim import behaviours
 from sim.engine import Engine
 from sim.metrics import Metrics, SimTracer, percentile
 from sim.network import LinkChange, LinkModel, Mobility, Network
 from sim.scenario import EventSpec, Scenario, apply_override
-from sim.simnode import NodeContext, SimNode, gossip_params, rpc_size
+from sim.simnode import NodeContext, SimNode, ZoneMember, gossip_params, rpc_size
 from sim.topology import Topology, build, describe
 
 US = 1_000_000
@@ -71,7 +75,14 @@ class Simulation:
         self.end_us = round(scenario.run.duration_s * US)
         self.engine = Engine()
         self.network = Network(scenario, self.topology, self.seed)
-        self.topic = TopicId(scenario.gossip.topic)
+        zone = scenario.zone
+        self.world: World | None = None
+        if zone.name:
+            self.world = build_world(WorldParams(zone=zone.name, hosts=zone.hosts))
+            self.topic = TopicId(zone_topic(zone.name))
+            self.agent_rng = random.Random(f"{self.seed}/agents")
+        else:
+            self.topic = TopicId(scenario.gossip.topic)
         self.rng = random.Random(f"{self.seed}/events")
         self.behaviours = [behaviours.make(g) for g in scenario.groups]
         group_of = self.network.group_of
@@ -91,7 +102,11 @@ class Simulation:
         self.metrics = Metrics(self.n, self.index_of, self.is_target)
         self.tracer = SimTracer(self.metrics)
         self.ctx = NodeContext(
-            gossip_params(scenario.gossip), SignatureCache(1 << 16), self.tracer, self.seed
+            gossip_params(scenario.gossip),
+            SignatureCache(1 << 16),
+            self.tracer,
+            self.seed,
+            self._member if self.world is not None else None,
         )
         with quiet_gc():
             self.nodes = [SimNode(self.ctx, i, group_of[i]) for i in range(self.n)]
@@ -111,6 +126,25 @@ class Simulation:
         self.publish_failed = 0
         self.setup_s = time.perf_counter() - t0
 
+    # ================================================================ zone members
+
+    def _member(self, i: int) -> ZoneMember:
+        """Node ``i``'s own zone view; nodes ``0..hosts-1`` are the zone's hosts."""
+        assert self.world is not None
+        hosts = self.world.hosts
+        key = hosts[i].key if i < len(hosts) else hashlib.sha256(f"sim/{i}".encode()).digest()
+        return ZoneMember(self.world.view(), key, self.scenario.zone.epoch, self._on_decision)
+
+    def _on_decision(self, decision: Decision) -> None:
+        self.metrics.on_decision(self.tracer.node, decision.code)
+
+    def _zone_agent(self, host: int) -> bytes:
+        """A fresh agent made on zone host ``host`` with the real identity code."""
+        assert self.world is not None
+        w = self.world
+        body = w.body(args={"text": f"{self.scenario.run.name}/{self.publish_count}"})
+        return w.envelope(w.spawn(body, host, self.scenario.zone.epoch, self.agent_rng))
+
     # ================================================================ router calls
 
     def call_router(self, i: int, event: Input) -> None:
@@ -121,11 +155,12 @@ class Simulation:
         self._dispatch(i, self.nodes[i].router.handle(event, self.engine.now))
 
     def _dispatch(self, i: int, outs: list[Output]) -> None:
-        sizes: dict[int, int] = {}
+        sizes: dict[int, int] | None = {} if len(outs) > 1 else None
+        index_of = self.index_of
         for o in outs:
             t = type(o)
             if t is SendRpc:
-                self.send(i, self.index_of[o.peer], o.rpc, sizes)  # type: ignore[union-attr]
+                self.send(i, index_of[o.peer], o.rpc, sizes)  # type: ignore[union-attr]
             elif t is Deliver:
                 beh = self.behaviours[self.nodes[i].group]
                 if type(beh) is not behaviours.Behaviour:
@@ -145,12 +180,12 @@ class Simulation:
             rpc = Rpc(rpc.subscriptions, (), rpc.control)
             if not rpc.subscriptions and rpc.control is EMPTY_CONTROL:
                 return
-        key = id(rpc)
-        size = sizes.get(key) if sizes is not None else None
-        if size is None:
+        if sizes is None:
             size = rpc_size(rpc)
-            if sizes is not None:
-                sizes[key] = size
+        else:
+            size = sizes.get(id(rpc), -1)
+            if size < 0:
+                size = sizes[id(rpc)] = rpc_size(rpc)
         m = self.metrics
         m.bytes_sent[i] += size
         m.rpcs_sent[i] += 1
@@ -159,20 +194,28 @@ class Simulation:
             m.rpcs_dropped_link += 1
             return
         eng = self.engine
-        dt = net.transit_us(i, j, size, eng.now_us)
+        now_us = eng.now_us
         inc = net.incarnation
-        eng.at(eng.now_us + dt, self._arrive, i, j, rpc, inc[i], inc[j])
+        eng.at(now_us + net.transit_us(i, j, size, now_us), self._arrive, i, j, rpc, inc[i], inc[j])
 
     def send_to_all(self, i: int, rpc: Rpc) -> None:
         for j in sorted(self.network.conn[i]):
             self.send(i, j, rpc)
 
     def _arrive(self, i: int, j: int, rpc: Rpc, inc_i: int, inc_j: int) -> None:
+        """An RPC reaches ``j`` (the hot path: inlined ``call_router``)."""
         net = self.network
-        if net.incarnation[i] != inc_i or net.incarnation[j] != inc_j or i not in net.conn[j]:
+        inc = net.incarnation
+        if inc[i] != inc_i or inc[j] != inc_j or i not in net.conn[j]:
             self.metrics.rpcs_dropped_link += 1
             return
-        self.call_router(j, RpcReceived(self.peer_ids[i], rpc))
+        eng = self.engine
+        tracer = self.tracer
+        tracer.node = j
+        now_us = tracer.now_us = eng.now_us
+        outs = self.nodes[j].router.handle(RpcReceived(self.peer_ids[i], rpc), now_us / US)
+        if outs:
+            self._dispatch(j, outs)
 
     def _heartbeat(self, i: int, inc: int) -> None:
         if self.network.incarnation[i] != inc or not self.network.up[i]:
@@ -307,19 +350,25 @@ class Simulation:
         return labels
 
     def _publish_one(self, ev: EventSpec) -> None:
+        pool: Sequence[int]
         if ev.group:
             gi = [g.name for g in self.scenario.groups].index(ev.group)
             pool = self.network.members[gi]
         else:
             pool = [i for i in range(self.n) if self.is_target[i]]
+        if self.world is not None:
+            pool = range(len(self.world.hosts))  # agents are made and published by hosts
         up = [i for i in pool if self.network.up[i]]
         if not up:
             self.publish_failed += 1
             return
         i = up[self.rng.randrange(len(up))]
         self.publish_count += 1
-        data = f"{self.scenario.run.name}/{self.publish_count}".encode()
-        data = data.ljust(ev.size_bytes, b".")
+        if self.world is not None:
+            data = self._zone_agent(i)
+        else:
+            data = f"{self.scenario.run.name}/{self.publish_count}".encode()
+            data = data.ljust(ev.size_bytes, b".")
         tracer = self.tracer
         tracer.node = i
         tracer.now_us = self.engine.now_us
@@ -507,6 +556,7 @@ class Simulation:
             "retransmissions": self.network.retransmissions,
             "publish_failed": self.publish_failed,
             "signature_checks": self.ctx.sig_cache.verified,
+            "zone": self.scenario.zone.name,
             "signature_cache_hits": self.ctx.sig_cache.hits,
         }
         wall = time.perf_counter() - t0

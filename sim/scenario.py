@@ -156,6 +156,17 @@ GOSSIP_KEYS: Final = (
         "offset each node's first heartbeat by a seeded fraction of the interval",
     ),
 )
+ZONE_KEYS: Final = (
+    _k(
+        "name",
+        str,
+        "",
+        "zone id: when set, nodes join the zone topic and every member runs the real"
+        " admission pipeline on every agent (empty: the plain gossip.topic)",
+    ),
+    _k("hosts", int, 3, "zone hosts (nodes 0..hosts-1) that create and publish the agents", lo=1),
+    _k("epoch", int, 10, "the epoch agents are made in and members judge them at", lo=0),
+)
 NETWORK_KEYS: Final = (
     _k("link_class", str, "default", "link class of nodes whose group names none"),
     _k(
@@ -299,6 +310,7 @@ SECTIONS: Final[Mapping[str, tuple[Key, ...]]] = {
     "run": RUN_KEYS,
     "topology": TOPOLOGY_KEYS,
     "gossip": GOSSIP_KEYS,
+    "zone": ZONE_KEYS,
     "network": NETWORK_KEYS,
     "mobility": MOBILITY_KEYS,
 }
@@ -350,6 +362,13 @@ class GossipSpec:
     mesh_failure_penalty_weight: float
     do_px: bool
     heartbeat_stagger: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneSpec:
+    name: str
+    hosts: int
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +443,7 @@ class Scenario:
     run: RunSpec
     topology: TopologySpec
     gossip: GossipSpec
+    zone: ZoneSpec
     network: NetworkSpec
     mobility: MobilitySpec
     link_classes: tuple[LinkClassSpec, ...]
@@ -566,6 +586,7 @@ def from_dict(doc: Mapping[str, Any], file: str = "<scenario>") -> Scenario:
         run=RunSpec(**sec["run"]),
         topology=TopologySpec(**sec["topology"]),
         gossip=GossipSpec(**sec["gossip"]),
+        zone=ZoneSpec(**sec["zone"]),
         network=NetworkSpec(**sec["network"]),
         mobility=MobilitySpec(**sec["mobility"]),
         link_classes=tuple(LinkClassSpec(**c) for c in classes),
@@ -617,6 +638,8 @@ def _check(ctx: _Ctx, s: Scenario) -> None:
         raise ctx.err("topology.degree", "needs degree < nodes and degree * nodes even")
     if t.kind == "watts_strogatz" and t.k % 2:
         raise ctx.err("topology.k", "must be even")
+    if s.zone.name and s.zone.hosts > s.topology.nodes:
+        raise ctx.err("zone.hosts", "more hosts than nodes")
     m = s.mobility
     if m.model != "none" and t.kind != "random_geometric":
         raise ctx.err("mobility.model", "mobility needs topology.kind = random_geometric")

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from protocols.gossip.config import GossipParams, PeerScoreParams, TopicScoreParams
 from protocols.gossip.router import GossipRouter
-from protocols.gossip.rpc import Rpc
+from protocols.gossip.rpc import Message, Rpc
 from protocols.gossip.sign import SignatureCache, Signer
 from protocols.gossip.trace import Tracer
-from protocols.types import PeerId
+from protocols.gossip.validate import (
+    ZONE_TOPIC,
+    TopicConfig,
+    default_topic_config,
+    zone_topic_config,
+)
+from protocols.governance.pipeline import AdmitInput, Decision, admit
+from protocols.governance.view import ZoneView
+from protocols.types import MsgId, PeerId, WireVerdict
 from sim.scenario import GossipSpec
 
 
@@ -53,20 +62,52 @@ def _score_params(spec: GossipSpec) -> PeerScoreParams:
     return PeerScoreParams(default_topic=topic)
 
 
+class ZoneMember:
+    """A node's zone state: its own :class:`ZoneView` and host key, and the admission
+    pipeline as the router's validator. Every call runs ``admit`` afresh: decisions are
+    never cached or shared between nodes (DESIGN §8)."""
+
+    __slots__ = ("epoch", "local_host", "on_decision", "view")
+
+    def __init__(
+        self,
+        view: ZoneView,
+        local_host: bytes,
+        epoch: int,
+        on_decision: Callable[[Decision], None],
+    ) -> None:
+        self.view = view
+        self.local_host = local_host
+        self.epoch = epoch
+        self.on_decision = on_decision
+
+    def validate(self, peer: PeerId, msg_id: MsgId, msg: Message) -> WireVerdict:
+        decision = admit(AdmitInput(msg.data, self.view, self.epoch, self.local_host))
+        self.on_decision(decision)
+        return decision.wire
+
+    def topic_config(self, topic: str) -> TopicConfig:
+        if ZONE_TOPIC.match(topic):
+            return zone_topic_config(self.validate)
+        return default_topic_config(topic)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeContext:
-    """What every node of a run shares: params, the shared signature cache and tracer."""
+    """What every node of a run shares: params, the shared signature cache and tracer;
+    ``member`` makes node ``i``'s zone state (None on plain-topic runs)."""
 
     params: GossipParams
     sig_cache: SignatureCache
     tracer: Tracer
     seed: int
+    member: Callable[[int], ZoneMember] | None = None
 
 
 class SimNode:
     """A node's protocol objects. ``router`` is replaced on restart (a crash loses state)."""
 
-    __slots__ = ("group", "index", "peer_id", "rng", "router", "signer")
+    __slots__ = ("group", "index", "member", "peer_id", "rng", "router", "signer")
 
     def __init__(self, ctx: NodeContext, index: int, group: int) -> None:
         self.index = index
@@ -74,6 +115,7 @@ class SimNode:
         self.signer = node_signer(ctx.seed, index)
         self.peer_id: PeerId = self.signer.peer_id
         self.rng = random.Random(f"{ctx.seed}/{index}")
+        self.member = ctx.member(index) if ctx.member is not None else None
         self.router = self._new_router(ctx)
 
     def _new_router(self, ctx: NodeContext) -> GossipRouter:
@@ -82,6 +124,9 @@ class SimNode:
             ctx.params,
             self.rng,
             signer=self.signer,
+            topic_config=(
+                self.member.topic_config if self.member is not None else default_topic_config
+            ),
             signature_cache=ctx.sig_cache,
             tracers=(ctx.tracer,),
         )

@@ -74,3 +74,13 @@ def test_mobility_rewires_links_while_messages_flow() -> None:
     r = data["results"]
     assert r["link_changes"] > 2 * data["topology"]["edges"]
     assert r["delivery_ratio"] > 0.5
+
+
+def test_every_zone_member_admits_every_agent_itself() -> None:
+    data = run("zone-2k.toml", "topology.nodes=60", "event.0.count=4", "run.duration_s=12")
+    r = data["results"]
+    assert data["zone"] == "fleet"
+    assert r["messages"] == 4
+    assert r["delivery_ratio"] == 1.0
+    assert r["decisions"] == {"permit": 4 * 59}  # each member but the publisher, once each
+    assert r["verdict_disagreements"] == 0

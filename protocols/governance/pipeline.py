@@ -121,6 +121,7 @@ OUTCOMES: Final[Mapping[str, tuple[WireVerdict, Disposition]]] = MappingProxyTyp
         "policy-escalate": (A, D.ESCALATE),
         "suspended": (A, D.QUARANTINE),
         "already-executed": (A, D.STORE),
+        "in-transit": (A, D.STORE),
         "permit": (A, D.STORE),
         "permit-host": (A, D.EXECUTE),
         "rehydrated": (A, D.STORE),
@@ -294,6 +295,8 @@ def _decide(run: _Run, stop: _Stop) -> Decision:
         head = run.agent.lineage.entries[-1] if run.agent and run.agent.lineage else None
         if run.agent is not None and already_executed(run.agent):
             code = "already-executed"
+        elif head is not None and head.type is MutationClass.MIGRATION:
+            code = "in-transit"
         elif head is not None and head.next_signer == run.inp.local_host:
             code = "permit-host"
     if (

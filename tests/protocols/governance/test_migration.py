@@ -95,6 +95,24 @@ def test_migration_leaves_a_seal_admission_pair_and_a_reconstructible_zone_path(
     assert (d.wire, d.code) == (WireVerdict.ACCEPT, "permit")
 
 
+def test_a_sealed_agent_is_in_transit_and_not_executed_by_its_next_host() -> None:
+    src, dst = worlds()
+    rng = random.Random(9)
+    agent = start(src, dst, rng)
+    s_host, d_host = src.hosts[0], dst.hosts[0]
+    seal, _ = migrate(
+        agent,
+        Hosted(s_host.with_record(src.record_of(s_host).name), src.secrets[s_host.key]),
+        Hosted(d_host, HostSecrets()),
+        dst.zone,
+        (E - 1, E),
+        rng,
+    )
+    view = src.view()
+    d = admit(AdmitInput(src.envelope(seal.agent), view, E, d_host.key))
+    assert (d.wire, d.disposition, d.code) == (WireVerdict.ACCEPT, Disposition.STORE, "in-transit")
+
+
 def test_cross_zone_entry_without_authorisation_is_rejected() -> None:
     src, dst = worlds()
     rng = random.Random(2)

@@ -163,6 +163,45 @@ def authorised_move(seed: int, gap: int) -> Agent:
     return adm.agent
 
 
+def sealed(seed: int) -> Agent:
+    rng = random.Random(seed)
+    a = agent(seed, steps=0)
+    src, dst = FLEET.hosts[0], DEPOT.hosts[0]
+    seal, _ = migrate(
+        a,
+        Hosted(src.with_record(FLEET.record_of(src).name), FLEET.secrets[src.key]),
+        Hosted(dst, HostSecrets()),
+        DEPOT.zone,
+        (E, E),
+        rng,
+    )
+    return seal.agent
+
+
+def delegated(seed: int, wider: bool) -> Agent:
+    from protocols.agent.lineage import entry_hash
+    from protocols.agent.schema import DelegationPathway
+    from protocols.governance.delegation import grant_event, make_grant
+    from protocols.governance.signing import Signed
+
+    rng = random.Random(seed)
+    limits = PropagationLimits(max_migrations=3, max_zones=3, max_delegation_depth=2)
+    pathway = DelegationPathway(role="scout", verbs=("note",), max_depth=1)
+    parent = FLEET.spawn(FLEET.body(limits=limits, delegation=(pathway,)), 0, E, rng)
+    h = FLEET.hosts[0]
+    grant = make_grant(
+        parent, "scout", ("note",), ("memory",), h.with_record(FLEET.record_of(h).name)
+    )
+    assert isinstance(grant, Signed)
+    child_limits = replace(limits, max_migrations=9) if wider else limits
+    body = FLEET.body(role="scout", limits=child_limits)
+    assert body.memory is not None
+    body = replace(body, memory=replace(body.memory, ledger=(grant_event(grant, E),)))
+    assert parent.lineage is not None
+    link = entry_hash(parent.lineage.entries[-1])
+    return FLEET.spawn(body, 1, E, rng, link=link, delegation=1)
+
+
 def revoke(host: int) -> dict[str, Any]:
     return sign_revocation(FLEET.hosts[host].key, E - 5, FLEET.authority[0]).to_cbor()
 
@@ -398,6 +437,27 @@ CASES = [
         "QUARANTINE",
         "migration-gap",
         lambda: Input(env(authorised_move(36, 6)), peer=DEPOT),
+    ),
+    Case(
+        "sealed_in_transit_on_next_host",
+        A,
+        "STORE",
+        "in-transit",
+        lambda: Input(env(sealed(38)), local_host=DEPOT.hosts[0].key),
+    ),
+    Case(
+        "delegated_child_within_grant",
+        A,
+        "STORE",
+        "permit",
+        lambda: Input(env(delegated(39, wider=False))),
+    ),
+    Case(
+        "delegated_child_wider_than_parent",
+        R,
+        "DROP",
+        "delegation-wider",
+        lambda: Input(env(delegated(40, wider=True))),
     ),
     Case(
         "quarantine_quota_full",

@@ -79,6 +79,13 @@ class _Periodic(Behaviour):
         return tag.ljust(self.spec.size_bytes, b"\0")
 
 
+def _zone_attack(beh: _Periodic, sim: Simulation, node: int, kind: str) -> None:
+    """Zone topics: send a tampered agent (StrictNoSign message) to every peer."""
+    sim.metrics.attack_published += 1
+    data = sim.forged_zone_agent(kind, sim.metrics.attack_published)
+    sim.send_to_all(node, Rpc(publish=(Message(sim.topic, data),)))
+
+
 @dataclass
 class Spammer(_Periodic):
     """Publishes valid, signed messages at a high rate through its own router (load)."""
@@ -89,9 +96,13 @@ class Spammer(_Periodic):
 
 @dataclass
 class BadSigner(_Periodic):
-    """Sends messages whose signature does not verify straight to all its peers."""
+    """Sends messages whose signature does not verify straight to all its peers (zone
+    topics: agents whose head host signature is zeroed)."""
 
     def act(self, sim: Simulation, node: int) -> None:
+        if sim.world is not None:
+            _zone_attack(self, sim, node, "bad_signer")
+            return
         n = sim.nodes[node]
         seq = n.rng.getrandbits(63)
         good = sign_message(n.signer, sim.topic, self.payload(sim, node), seq)
@@ -102,9 +113,13 @@ class BadSigner(_Periodic):
 
 @dataclass
 class Forger(_Periodic):
-    """Claims another node as author: signs with its own key under a victim's peer id."""
+    """Plain topics: claims another node as author (signs with its own key under a victim's
+    peer id). Zone topics: sends agents whose slope is broken (head DAH swapped)."""
 
     def act(self, sim: Simulation, node: int) -> None:
+        if sim.world is not None:
+            _zone_attack(self, sim, node, "forger")
+            return
         n = sim.nodes[node]
         victim = sim.nodes[n.rng.randrange(sim.n)]
         seq = n.rng.getrandbits(63)

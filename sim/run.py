@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from protocols.gossip.events import (
@@ -144,6 +144,22 @@ class Simulation:
         w = self.world
         body = w.body(args={"text": f"{self.scenario.run.name}/{self.publish_count}"})
         return w.envelope(w.spawn(body, host, self.scenario.zone.epoch, self.agent_rng))
+
+    def forged_zone_agent(self, kind: str, tag: int) -> bytes:
+        """A zone agent made on host 0 and then tampered with: ``forger`` swaps the head's
+        DAH (a broken slope), ``bad_signer`` zeroes the head's host signature."""
+        assert self.world is not None
+        w = self.world
+        body = w.body(args={"text": f"attack/{tag}"})
+        agent = w.spawn(body, 0, self.scenario.zone.epoch, self.agent_rng)
+        assert agent.lineage is not None
+        head = agent.lineage.entries[-1]
+        if kind == "forger":
+            head = replace(head, dah=hashlib.sha256(f"forged/{tag}".encode()).digest())
+        else:
+            head = replace(head, sig=bytes(64))
+        entries = (*agent.lineage.entries[:-1], head)
+        return w.envelope(replace(agent, lineage=replace(agent.lineage, entries=entries)))
 
     # ================================================================ router calls
 

@@ -84,3 +84,39 @@ def test_every_zone_member_admits_every_agent_itself() -> None:
     assert r["delivery_ratio"] == 1.0
     assert r["decisions"] == {"permit": 4 * 59}  # each member but the publisher, once each
     assert r["verdict_disagreements"] == 0
+
+
+ZONE_ATTACK = """
+[run]
+duration_s = 10.0
+[topology]
+kind = "random_regular"
+nodes = 40
+degree = 6
+[zone]
+name = "fleet"
+[[group]]
+name = "bad"
+count = 2
+behaviour = "{behaviour}"
+rate_per_s = 1.0
+start_s = 2.0
+[[group]]
+name = "members"
+[[event]]
+at_s = 3.0
+kind = "publish"
+count = 2
+"""
+
+
+def test_tampered_zone_agents_are_rejected_by_every_member_alike(tmp_path: Path) -> None:
+    for behaviour, code in (("forger", "invalid"), ("bad_signer", "bad-signature")):
+        path = tmp_path / f"{behaviour}.toml"
+        path.write_text(ZONE_ATTACK.replace("{behaviour}", behaviour))
+        r = Simulation(load(path)).run().data["results"]
+        assert r["attack_messages"] > 0
+        assert r["rejects"]["validator"] == r["decisions"][code] > 0
+        assert set(r["decisions"]) == {code, "permit"}
+        assert r["verdict_disagreements"] == 0
+        assert r["delivery_ratio"] == 1.0

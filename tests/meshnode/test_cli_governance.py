@@ -207,3 +207,22 @@ def test_the_meshnode_command_carries_the_governance_groups() -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout
+
+
+def test_a_key_file_readable_by_others_is_refused(zone_dir: Path) -> None:
+    (zone_dir / "auth.key").chmod(0o644)
+    done = gov(
+        "zone",
+        "revoke-host",
+        "fleet.cbor",
+        "--key",
+        "auth.key",
+        "--host-key",
+        "ab" * 32,
+        "--epoch",
+        "1",
+        cwd=zone_dir,
+    )
+    assert done.returncode == 1
+    assert "chmod 600" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -76,6 +76,9 @@ class RouterNet:
         self.nodes: list[Node] = []
         self.index: dict[PeerId, int] = {}
         self.links: dict[tuple[int, int], int] = {}
+        """(a, b) -> latency in us, both directions present."""
+        self._adj: list[dict[int, int]] = []  # the same, per node: the per-RPC lookups
+        self._pids: list[PeerId] = []
         self.rpcs_handled = 0
         self.duplicates = 0
         self.origins: dict[MsgId, tuple[int, int]] = {}
@@ -90,6 +93,8 @@ class RouterNet:
         i = len(self.nodes)
         self.nodes.append(node)
         self.index[node.local] = i
+        self._adj.append({})
+        self._pids.append(node.local)
         return i
 
     def connect(self, a: int, b: int, latency_us: int | None = None) -> None:
@@ -99,6 +104,8 @@ class RouterNet:
         lat = self.default_latency_us if latency_us is None else latency_us
         self.links[(a, b)] = lat
         self.links[(b, a)] = lat
+        self._adj[a][b] = lat
+        self._adj[b][a] = lat
         now = self.engine.now
         pa, pb = self.nodes[a].local, self.nodes[b].local
         self._process(a, self.nodes[a].handle(PeerConnected(pb, outbound=True), now))
@@ -108,6 +115,8 @@ class RouterNet:
         if self.links.pop((a, b), None) is None:
             return
         self.links.pop((b, a), None)
+        self._adj[a].pop(b, None)
+        self._adj[b].pop(a, None)
         now = self.engine.now
         self._process(a, self.nodes[a].handle(PeerDisconnected(self.nodes[b].local), now))
         self._process(b, self.nodes[b].handle(PeerDisconnected(self.nodes[a].local), now))
@@ -141,26 +150,26 @@ class RouterNet:
         self.engine.after(interval_us, self._beat, i, interval_us)
 
     def _recv(self, dst: int, src: int, rpc: Rpc) -> None:
-        if (src, dst) not in self.links:
+        if src not in self._adj[dst]:
             return  # the connection dropped while the RPC was in flight
         self.rpcs_handled += 1
-        outs = self.nodes[dst].handle(
-            RpcReceived(self.nodes[src].local, rpc), self.engine.now_us / US
-        )
+        outs = self.nodes[dst].handle(RpcReceived(self._pids[src], rpc), self.engine.now_us / US)
         if outs:
             self._process(dst, outs)
 
     def _process(self, i: int, outs: list[Output]) -> None:
-        links = self.links
+        adj = self._adj[i]
+        index = self.index
         after = self.engine.after
+        recv = self._recv
         for o in outs:
             if type(o) is SendRpc:
-                j = self.index.get(o.peer)
+                j = index.get(o.peer)
                 if j is None:
                     continue
-                lat = links.get((i, j))
+                lat = adj.get(j)
                 if lat is not None:
-                    after(lat, self._recv, j, i, o.rpc)
+                    after(lat, recv, j, i, o.rpc)
             elif type(o) is Deliver:
                 self._record(i, o)
             elif type(o) is Published:

@@ -123,8 +123,8 @@ class PeerScore(Tracer):
 
     def _topic_stats(self, peer: PeerId, topic: str) -> tuple[_TopicStats, TopicScoreParams] | None:
         ps = self._peers.get(peer)
-        if ps is None:
-            ps = self._peers[peer] = _PeerStats()
+        if ps is None or not ps.connected:
+            return None  # gone (e.g. a PENDING validation finished after it left)
         ts = ps.topics.get(topic)
         if ts is None:
             tp = self.params.topic(topic)
@@ -298,7 +298,7 @@ class PeerScore(Tracer):
     def behaviour_penalty(self, peer: PeerId, count: float, reason: str, now: float) -> None:
         ps = self._peers.get(peer)
         if ps is None:
-            ps = self._peers[peer] = _PeerStats()
+            return  # only connected (or retained) peers are scored
         ps.behaviour_penalty += count
         self.cache.pop(peer, None)
 

@@ -61,3 +61,24 @@ def test_user_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
     r = cli("run", str(bad))
     assert "run.speed" in r.stderr
     assert str(bad) in r.stderr
+
+
+def test_sweep_runs_the_grid_in_parallel_processes_in_order(tmp_path: Path) -> None:
+    out = tmp_path / "sw"
+    args = ["sweep", str(SMOKE), "--grid", "topology.degree=4,8", "--seeds", "1-2"]
+    r = cli(*args, "--set", "run.duration_s=10", "--workers", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in (out / "sweep.jsonl").read_text().splitlines()]
+    assert [(x["seed"], x["overrides"][-1]) for x in rows] == [
+        (1, "topology.degree=4"),
+        (2, "topology.degree=4"),
+        (1, "topology.degree=8"),
+        (2, "topology.degree=8"),
+    ]
+    assert len({x["digest"] for x in rows}) == 4
+    again = cli(*args, "--set", "run.duration_s=10", "--workers", "1", "--out", str(out / "b"))
+    assert again.returncode == 0, again.stderr
+    assert (out / "b" / "sweep.jsonl").read_text() == (out / "sweep.jsonl").read_text()
+    bad = cli("sweep", str(SMOKE), "--grid", "topology.colour=1,2")
+    assert bad.returncode != 0
+    assert "topology.colour" in bad.stderr

@@ -233,6 +233,13 @@ class MeshHost:
                 await trio.sleep(1.0)
 
     async def _dial_once(self, info: PeerInfo) -> None:
+        await self.dial(info)
+
+    async def dial(self, info: PeerInfo) -> bool:
+        """Connect to ``info`` once (the router's Dial output: PX, direct peers).
+
+        Returns whether we are connected afterwards; failures are logged and counted.
+        """
         self.dials += 1
         unblock = getattr(self.host.get_network(), "unblock_peer", None)
         if unblock is not None:
@@ -242,12 +249,17 @@ class MeshHost:
                 await self.host.connect(info)
         except (BaseLibp2pError, trio.TooSlowError, OSError) as exc:
             self.dial_failures += 1
-            log.info(
-                "discovered peer dial failed",
-                extra={"peer": info.peer_id.to_base58(), "error": repr(exc)},
-            )
-            return
-        log.info("discovered peer connected", extra={"peer": info.peer_id.to_base58()})
+            log.info("dial failed", extra={"peer": info.peer_id.to_base58(), "error": repr(exc)})
+            return False
+        log.info("dialled peer", extra={"peer": info.peer_id.to_base58()})
+        return self.is_connected(info.peer_id)
+
+    async def disconnect(self, peer_id: ID) -> None:
+        """Close every connection to ``peer_id`` (the router's graylist/Disconnect)."""
+        try:
+            await self.host.disconnect(peer_id)
+        except BaseLibp2pError as exc:
+            log.info("disconnect failed", extra={"peer": peer_id.to_base58(), "error": repr(exc)})
 
     async def ping(self, peer_id: ID, timeout_s: float = 5.0) -> float:
         """One ping round trip in milliseconds over ``/ipfs/ping/1.0.0``."""

@@ -94,3 +94,14 @@ async def test_mdns_discovered_peers_are_dialled(make_peer, until) -> None:
     async with make_peer(network=lan) as a, make_peer(network=lan) as b:
         await until(lambda: a.mesh.is_connected(b.mesh.peer_id), timeout=15)
         await a.sink.wait_for(lambda: b.pid in a.sink.connected)
+
+
+@pytest.mark.trio
+async def test_dial_and_disconnect(make_peer, until) -> None:
+    async with make_peer() as a, make_peer() as b:
+        info = info_from_p2p_addr(multiaddr.Multiaddr(a.addr()))
+        assert await b.mesh.dial(info)
+        await a.sink.wait_for(lambda: b.pid in a.sink.connected)
+        await b.mesh.disconnect(a.mesh.peer_id)
+        await a.sink.wait_for(lambda: b.pid in a.sink.disconnected)
+        assert not b.mesh.is_connected(a.mesh.peer_id)

@@ -30,14 +30,14 @@ from types import MappingProxyType
 from typing import Any, Final, Protocol
 
 from protocols import codec
-from protocols.agent.lineage import state_digest
+from protocols.agent.lineage import entry_hash, state_digest
 from protocols.agent.schema import MAX_AGENT_BYTES, Agent, LedgerEvent, LedgerKind, MutationClass
 from protocols.agent.validate import validate_bytes
 from protocols.errors import MeshError
 from protocols.governance import migration, xzone
 from protocols.governance.delegation import check_child
 from protocols.governance.execute import already_executed
-from protocols.governance.meta import Action, widening
+from protocols.governance.meta import Action, widening, widening_between
 from protocols.governance.policy import Evaluation, facts_of
 from protocols.governance.quarantine import Held
 from protocols.governance.quorum import (
@@ -178,6 +178,9 @@ class AdmitInput:
     """Arrived by anti-entropy sync: slope continuity, not freshness, decides."""
     quarantine: QuarantineCounter | None = None
     """Read-only: how many agents of a host this node holds in quarantine (quota check)."""
+    previous: Agent | None = None
+    """The state of this agent the node last trusted (from its store), if it has one: a
+    direct successor that widens its own governance fields against it escalates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,7 +443,7 @@ def _policy(run: _Run, stage: str) -> None:
     if mig is not None:
         raise _Stop(stage, mig.code, mig.reason)
     target = scope_of(desc.zone, agent.lineage.genesis_dah)
-    wide = widening(agent, desc.bounds)
+    wide = (*widening(agent, desc.bounds), *_widened_since(inp.previous, agent))
     if wide and inp.view.overrides.find(target, head.epoch, Action.AUTHORISE_WIDENING) is None:
         raise _Stop(stage, "self-widening", "descriptor wider than zone bounds: " + ", ".join(wide))
     facts = facts_of(agent)
@@ -493,6 +496,22 @@ def certificate_event(cert: QuorumCertificate, epoch: int) -> LedgerEvent:
     """The ledger event that binds a certificate into the state the new entry commits to."""
     raw = codec.encode(cert.to_cbor())
     return LedgerEvent(epoch=epoch, kind=LedgerKind.MUTATION_RESULT, data={QC_KEY: raw})
+
+
+def _widened_since(previous: Agent | None, agent: Agent) -> tuple[str, ...]:
+    """Governance fields a direct successor widened; quorum-certified role changes and the
+    policy rebinding of a zone entry are authorised changes, not self-widening."""
+    if previous is None or previous.lineage is None or agent.lineage is None:
+        return ()
+    head = agent.lineage.entries[-1]
+    if head.prev != entry_hash(previous.lineage.entries[-1]):
+        return ()
+    out = widening_between(previous, agent)
+    if head.type in QUORUM_CLASSES:
+        out = tuple(w for w in out if w != "context.role")
+    if _is_zone_entry(agent):
+        out = tuple(w for w in out if w != "policy_ref")
+    return out
 
 
 def certificate_of(agent: Agent) -> tuple[QuorumCertificate | None, bytes]:

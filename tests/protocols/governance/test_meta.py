@@ -77,3 +77,30 @@ def test_foreign_or_unsigned_overrides_are_ignored_and_recorded() -> None:
     assert table.add(o.sign(), W.descriptor) is None
     assert [r.event for r in table.records] == ["ignored"] * 3
     assert table.all() == ()
+
+
+def test_a_successor_widening_its_own_fields_escalates_against_the_trusted_state() -> None:
+    from protocols.agent.schema import MutationClass
+    from protocols.governance.pipeline import AdmitInput, Disposition, admit
+    from protocols.identity import dah
+
+    rng = random.Random(5)
+    before = W.spawn(W.body(mutable=("memory",)), 0, 9, rng)
+    assert before.mutation_descriptor is not None
+    wider_md = replace(before.mutation_descriptor, mutable=("intent", "memory"))
+    after = W.step(
+        before,
+        dah.Change(cls=MutationClass.STATE_TRANSITION, mutation_descriptor=wider_md),
+        10,
+        rng,
+    )
+    view = W.view()
+    unknown = admit(AdmitInput(W.envelope(after), view, 10, bytes(32)))
+    assert unknown.code == "permit"
+    known = admit(AdmitInput(W.envelope(after), view, 10, bytes(32), previous=before))
+    assert (known.disposition, known.code) == (Disposition.ESCALATE, "self-widening")
+    assert "mutable" in known.reason
+    same = W.step(before, dah.Change(cls=MutationClass.STATE_TRANSITION), 10, rng)
+    assert (
+        admit(AdmitInput(W.envelope(same), view, 10, bytes(32), previous=before)).code == "permit"
+    )

@@ -89,7 +89,6 @@ OUTCOMES: Final[Mapping[str, tuple[WireVerdict, Disposition]]] = MappingProxyTyp
         "bad-recovery": (R, D.DROP),
         "malformed": (R, D.DROP),
         "epoch-window": (R, D.DROP),
-        "equivocation": (R, D.ESCALATE),
         # -- local state or a missing named object: IGNORE ----------------------------------
         "unknown-host": (IG, D.DROP),
         "revoked-host": (IG, D.DROP),
@@ -103,6 +102,7 @@ OUTCOMES: Final[Mapping[str, tuple[WireVerdict, Disposition]]] = MappingProxyTyp
         "descriptor-not-active": (IG, D.DROP),
         "contract-unknown": (IG, D.DROP),
         "quota-exceeded": (IG, D.DROP),
+        "equivocation": (IG, D.ESCALATE),
         # -- the bytes plus the objects the head names by hash: REJECT ----------------------
         "policy-ref-unaligned": (R, D.DROP),
         "limits-exceeded": (R, D.DROP),
@@ -388,6 +388,10 @@ def _identity(run: _Run, stage: str) -> None:
         if code == "fork" and _is_zone_entry(agent):
             code = "entry-discontinuity"
         raise _Stop(stage, code, result.message)
+    if inp.view.equivocations:
+        for e in agent.lineage.entries:
+            if (e.host, e.prev) in inp.view.equivocations:
+                raise _Stop(stage, "equivocation", "a host equivocated on this slope: escalate")
 
 
 def _is_zone_entry(agent: Agent) -> bool:

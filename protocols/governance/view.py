@@ -18,6 +18,7 @@ from protocols.governance.policy import Contract, parse_contract, policy_ref_val
 from protocols.governance.signing import TAG_CONTRACT, Authority, Signed, decode_signed
 from protocols.governance.zone import DescriptorSet, ZoneDescriptor
 from protocols.identity.host import HostRecord, MemoryHostDirectory, Revocation
+from protocols.identity.slope import Equivocation
 
 
 @dataclass
@@ -34,6 +35,8 @@ class ZoneView:
     signed_contracts: dict[bytes, Signed] = field(default_factory=dict)
     hosts: MemoryHostDirectory = field(init=False)
     overrides: OverrideTable = field(init=False)
+    equivocations: dict[tuple[bytes, bytes], Equivocation] = field(default_factory=dict)
+    """Verified equivocation proofs by (host, prev): both branches escalate."""
     _ref_ok: dict[tuple[bytes, bytes, bytes], bool] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +84,13 @@ class ZoneView:
 
     def revoke_host(self, revocation: Revocation) -> None:
         self.hosts.revoke(revocation)
+
+    def add_equivocation(self, proof: Equivocation) -> bool:
+        """Keep a proof from the control topic when it verifies (anyone can check it)."""
+        if not proof.valid():
+            return False
+        self.equivocations[(proof.first.host, proof.first.prev)] = proof
+        return True
 
     def add_override(self, signed: Signed, epoch: int) -> bool:
         """Keep an override checked against the descriptor governing ``epoch``."""

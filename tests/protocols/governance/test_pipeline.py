@@ -299,3 +299,25 @@ def test_descriptor_unknown_is_ignored(world: World) -> None:
     d = judge(world, world.envelope(forged))
     assert (d.wire, d.code) == (IG, "descriptor-unknown")
     _ = ZoneDescriptor, Lineage
+
+
+def test_a_known_equivocation_escalates_both_branches(world: World) -> None:
+    from protocols.agent.schema import MutationClass
+    from protocols.identity import dah
+    from protocols.identity.slope import find_equivocation
+
+    rng = random.Random(31)
+    base = world.spawn(world.body(), 0, EPOCH, rng)
+    one = world.step(base, dah.Change(cls=MutationClass.STATE_TRANSITION), EPOCH, rng)
+    two = world.step(base, dah.Change(cls=MutationClass.POLICY), EPOCH, rng)
+    assert one.lineage is not None
+    assert two.lineage is not None
+    proof = find_equivocation(one.lineage.entries[-1], two.lineage.entries[-1])
+    assert proof is not None
+    view = world.view()
+    assert judge(world, world.envelope(one), view=view).code == "permit"
+    assert view.add_equivocation(proof)
+    for branch in (one, two):
+        d = judge(world, world.envelope(branch), view=view, local_host=world.hosts[0].key)
+        assert (d.wire, d.disposition, d.code) == (IG, Disposition.ESCALATE, "equivocation")
+    assert not view.add_equivocation(replace(proof, second=proof.first))

@@ -262,6 +262,7 @@ def test_reject_only_for_reasons_that_follow_from_the_bytes() -> None:
         "contract-unknown",
         "quota-exceeded",
         "entry-discontinuity",
+        "equivocation",
     }
     for code in local:
         assert OUTCOMES[code][0] is IG, code

@@ -41,3 +41,37 @@ def test_smoke_digest_is_reproducible_across_processes_and_hash_seeds(tmp_path: 
     metrics_a = (tmp_path / "out-1-0" / "metrics.jsonl").read_bytes()
     assert metrics_a == (tmp_path / "out-1-12345" / "metrics.jsonl").read_bytes()
     assert summary_a.split('"host"')[0] == summary_b.split('"host"')[0]
+
+
+def test_carriers_mobility_and_eclipse_are_reproducible_across_hash_seeds(tmp_path: Path) -> None:
+    cases = {
+        "partition-carrier.toml": ["topology.nodes=80", "run.duration_s=20", "event.2.at_s=15"],
+        "mobility.toml": ["topology.nodes=60", "run.duration_s=14"],
+        "attack-eclipse.toml": [
+            "topology.nodes=80",
+            "group.sybil.count=10",
+            "run.duration_s=14",
+            "event.0.count=3",
+        ],
+    }
+    for name, sets in cases.items():
+        digests = set()
+        for hashseed in ("0", "4242"):
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+            env["PYTHONHASHSEED"] = hashseed
+            args = ["run", str(ROOT / "scenarios" / name), "--digest", "--no-plots"]
+            args += ["--out", str(tmp_path / f"{name}-{hashseed}")]
+            for s in sets:
+                args += ["--set", s]
+            r = subprocess.run(
+                [sys.executable, "-m", "meshnode.cli_sim", *args],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+                timeout=120,
+                check=False,
+            )
+            assert r.returncode == 0, r.stderr
+            digests.add(r.stdout.strip())
+        assert len(digests) == 1, name

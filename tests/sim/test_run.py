@@ -90,3 +90,19 @@ def test_digest_ignores_host_figures() -> None:
     assert report.digest(changed) == report.digest(result)
     other = type(result)({**result.data, "seed": 99}, result.timeline, result.host)
     assert report.digest(other) != report.digest(result)
+
+
+def test_disagreement_counter_sees_two_honest_nodes_judging_one_message_differently() -> None:
+    from protocols.gossip.rpc import Message
+    from protocols.types import MsgId, PeerId, WireVerdict
+    from sim.metrics import Metrics, content_key
+
+    m = Metrics(3, {}, bytearray([1, 1, 0]))
+    msg = Message("t", b"x", b"a", b"\0" * 8, b"sig")
+    m.on_deliver(0, MsgId(b"id"), msg, PeerId(b"p"), 10)
+    m.on_reject(2, content_key(msg), WireVerdict.REJECT, "signature policy")  # attacker: ignored
+    assert m.disagreements() == 0
+    m.on_reject(1, content_key(msg), WireVerdict.IGNORE, "too large")
+    assert m.disagreements() == 1
+    m.on_reject(1, content_key(Message("t", b"y")), WireVerdict.REJECT, "self origin")
+    assert m.disagreements() == 1  # not content-determined: never counted

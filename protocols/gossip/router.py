@@ -60,7 +60,7 @@ from protocols.gossip.sign import (
 )
 from protocols.gossip.trace import Tracer
 from protocols.gossip.validate import Pending, TopicConfig, default_topic_config
-from protocols.types import MsgId, PeerId, TopicId, WireVerdict
+from protocols.types import MsgId, PeerId, WireVerdict
 
 BACKOFF_SLACK_HEARTBEATS = 2
 """We wait this many heartbeats past a backoff before re-grafting, so clock skew between us
@@ -132,17 +132,6 @@ class GossipRouter:
         self._gossip_threshold = th.gossip
         self._publish_threshold = th.publish
         self._graylist_threshold = th.graylist
-        self._handlers: dict[type, Callable[[object, list[Output]], None]] = {
-            RpcReceived: self._on_rpc,  # type: ignore[dict-item]
-            PeerConnected: self._on_connected,  # type: ignore[dict-item]
-            PeerDisconnected: self._on_disconnected,  # type: ignore[dict-item]
-            Join: self._on_join,  # type: ignore[dict-item]
-            Leave: self._on_leave,  # type: ignore[dict-item]
-            Publish: self._on_publish,  # type: ignore[dict-item]
-            ValidationCompleted: self._on_validation,  # type: ignore[dict-item]
-            MalformedRpc: self._on_malformed,  # type: ignore[dict-item]
-            SetAppScore: self._on_app_score,  # type: ignore[dict-item]
-        }
 
     # ================================================================== public API
 
@@ -150,10 +139,25 @@ class GossipRouter:
         """Feed one input; returns the outputs to carry out, in order."""
         self._now = now
         out: list[Output] = []
-        if type(event) is RpcReceived:
-            self._on_rpc(event, out)
-        else:
-            self._handlers[type(event)](event, out)
+        match event:
+            case RpcReceived():
+                self._on_rpc(event, out)
+            case PeerConnected():
+                self._on_connected(event, out)
+            case PeerDisconnected():
+                self._on_disconnected(event, out)
+            case Join():
+                self._on_join(event, out)
+            case Leave():
+                self._on_leave(event, out)
+            case Publish():
+                self._on_publish(event, out)
+            case ValidationCompleted():
+                self._on_validation(event, out)
+            case MalformedRpc():
+                self._on_malformed(event, out)
+            case SetAppScore():
+                self._on_app_score(event, out)
         if self._out:
             self._flush(out)
         return out
@@ -868,8 +872,3 @@ class GossipRouter:
             if len(ids) > p.max_ihave_length:
                 ids = self._rng.sample(ids, p.max_ihave_length)
             self._parts(q).ihave.append(IHave(topic, tuple(ids)))
-
-
-def topic_id(name: str) -> TopicId:
-    """Convenience for drivers and tests."""
-    return TopicId(name)

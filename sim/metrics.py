@@ -65,6 +65,7 @@ class Metrics:
         self.events = 0
         self.crashes = 0
         self.restarts = 0
+        self.joins = 0
         self.link_changes = 0
         self.attack_published = 0
         self.decisions: dict[str, int] = {}
@@ -176,6 +177,7 @@ class Metrics:
             "decisions": dict(sorted(self.decisions.items())),
             "crashes": self.crashes,
             "restarts": self.restarts,
+            "joins": self.joins,
             "link_changes": self.link_changes,
             "attack_messages": self.attack_published,
             "per_message": per_msg,

@@ -49,6 +49,7 @@ def tables_markdown(result: RunResult) -> str:
         "admissions",
         "crashes",
         "restarts",
+        "joins",
         "link_changes",
         "attack_messages",
     ):

@@ -281,6 +281,12 @@ class Simulation:
         self._start_heartbeat(i)
         self.apply_changes(changes, restarted=i)
 
+    def _join(self, i: int) -> None:
+        """A late node comes up for the first time (fresh state, like a restart)."""
+        self.restart(i)
+        self.metrics.restarts -= 1
+        self.metrics.joins += 1
+
     def _start_heartbeat(self, i: int) -> None:
         offset = self.heartbeat_us
         if self.scenario.gossip.heartbeat_stagger:
@@ -506,6 +512,13 @@ class Simulation:
         eng = self.engine
         for i in range(self.n):
             self.call_router(i, Join(self.topic))
+        late: list[int] = []
+        for gi, group in enumerate(self.scenario.groups):
+            if group.join_s > 0:
+                for i in self.network.members[gi]:
+                    self.network.up[i] = 0
+                    eng.at(round(group.join_s * US), self._join, i)
+                    late.append(i)
         for gi, beh in enumerate(self.behaviours):
             beh.start(self, self.network.members[gi])
         initial = self.network.reconcile(range(self.n))
@@ -516,7 +529,8 @@ class Simulation:
         else:
             self.apply_changes(initial)
         for i in range(self.n):
-            self._start_heartbeat(i)
+            if self.network.up[i]:
+                self._start_heartbeat(i)
         interval = round(self.scenario.run.metrics_interval_s * US)
         eng.at(min(interval, self.end_us), self._sample, interval)
         if self.mobility is not None:

@@ -242,6 +242,13 @@ GROUP_KEYS: Final = (
     _k("size_bytes", int, 256, "bytes of each message the group's attackers publish", lo=1),
     _k("start_s", float, 0.0, "seconds; attackers start (churners start cycling) here", lo=0.0),
     _k("stop_s", float, -1.0, "seconds; attackers stop here (-1 = end of run)", lo=-1.0),
+    _k(
+        "join_s",
+        float,
+        0.0,
+        "seconds; the group's nodes are off until then and join the running network",
+        lo=0.0,
+    ),
     _k("up_s", float, 10.0, "churner: seconds up between crashes (exponential mean)", lo=0.001),
     _k("down_s", float, 5.0, "churner: seconds down per crash (exponential mean)", lo=0.001),
     _k(
@@ -401,6 +408,7 @@ class GroupSpec:
     size_bytes: int
     start_s: float
     stop_s: float
+    join_s: float
     up_s: float
     down_s: float
     hop_interval_s: float

@@ -120,3 +120,27 @@ def test_tampered_zone_agents_are_rejected_by_every_member_alike(tmp_path: Path)
         assert set(r["decisions"]) == {code, "permit"}
         assert r["verdict_disagreements"] == 0
         assert r["delivery_ratio"] == 1.0
+
+
+def test_late_joiners_come_up_and_receive_what_is_published_after() -> None:
+    sim = Simulation(
+        load(
+            SCEN / "smoke-50.toml",
+            [
+                "group.bad.behaviour=honest",
+                "group.bad.count=5",
+                "group.bad.join_s=6.5",
+                "event.4.fraction=0",  # no outage: every late node stays up once joined
+            ],
+        )
+    )
+    late = sim.network.members[0]
+    data = sim.run().data
+    assert data["results"]["joins"] == 5
+    m = sim.metrics
+    # older than the IHAVE window (3 heartbeats) when they join: never offered to them
+    before = [mid for mid in m.order if m.messages[mid].published_us < 3_000_000]
+    after = [mid for mid in m.order if m.messages[mid].published_us > 7_500_000]
+    assert after
+    assert all(m.messages[mid].hops[i] >= 0 for mid in after for i in late)
+    assert all(m.messages[mid].hops[i] < 0 for mid in before for i in late)

@@ -219,12 +219,7 @@ def write(result: RunResult, scenario: Scenario, out: Path, plots: bool = True) 
     """Write every output file into ``out``; returns the digest."""
     out.mkdir(parents=True, exist_ok=True)
     dig = digest(result)
-    summary = {
-        "data": result.data,
-        "digest": dig,
-        "host": result.host,
-        "scenario": scenario.to_dict(),
-    }
+    summary = {"data": result.data, "digest": dig, "host": result.host}
     (out / "summary.json").write_text(json.dumps(summary, sort_keys=True, indent=1) + "\n")
     (out / "metrics.jsonl").write_text(metrics_lines(result))
     made = _plots(result, out) if plots else []

@@ -571,6 +571,7 @@ class Simulation:
             }
         data: dict[str, Any] = {
             "scenario": self.scenario.run.name,
+            "config": self.scenario.to_dict(),
             "seed": self.seed,
             "nodes": self.n,
             "virtual_s": self.end_us / US,

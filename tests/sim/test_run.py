@@ -74,7 +74,7 @@ def test_report_files_and_plots(tmp_path: Path) -> None:
     ]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["digest"] == dig == report.digest(result)
-    assert summary["scenario"]["topology"]["nodes"] == 50
+    assert summary["data"]["config"]["topology"]["nodes"] == 50
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 20
     assert json.loads(lines[-1])["t_s"] == 10.0
@@ -90,6 +90,9 @@ def test_digest_ignores_host_figures() -> None:
     assert report.digest(changed) == report.digest(result)
     other = type(result)({**result.data, "seed": 99}, result.timeline, result.host)
     assert report.digest(other) != report.digest(result)
+    config = {**result.data["config"], "run": {**result.data["config"]["run"], "name": "x"}}
+    renamed = type(result)({**result.data, "config": config}, result.timeline, result.host)
+    assert report.digest(renamed) != report.digest(result)
 
 
 def test_disagreement_counter_sees_two_honest_nodes_judging_one_message_differently() -> None:

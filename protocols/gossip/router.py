@@ -290,13 +290,12 @@ class GossipRouter:
         ps = self.overlay.peers.get(ev.peer)
         if ps is None:
             return
+        # every mesh, not only the peer's announced topics: a GRAFT needs no SUB first
+        for mesh in self.overlay.mesh.values():
+            mesh.discard(ev.peer)
+        for fan in self.overlay.fanout.values():
+            fan.discard(ev.peer)
         for topic in sorted(ps.topics):
-            mesh = self.overlay.mesh.get(topic)
-            if mesh is not None:
-                mesh.discard(ev.peer)
-            fan = self.overlay.fanout.get(topic)
-            if fan is not None:
-                fan.discard(ev.peer)
             self.overlay.unsubscribe(ev.peer, topic)
         del self.overlay.peers[ev.peer]
         self._peerhave.pop(ev.peer, None)

@@ -264,7 +264,7 @@ class GossipRouter:
             return Prune(topic)
         backoff = self.params.unsubscribe_backoff if unsubscribe else self.params.prune_backoff
         px: tuple[PeerInfo, ...] = ()
-        if do_px and self.params.do_px:
+        if do_px and self.params.do_px and self._score(peer) >= 0:  # no PX to negative peers
             chosen = pick(
                 self._rng,
                 self.overlay.topics.get(topic, ()),
@@ -434,7 +434,7 @@ class GossipRouter:
         if ps is None:
             return  # RPCs only count from connected peers
         sc = self.score
-        if sc is not None:
+        if sc is not None and peer not in self.direct:  # direct peers are always heard
             s = sc.cache.get(peer)
             if s is None:
                 s = sc.score(peer, self._now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from protocols.gossip.config import GossipParams
-from protocols.gossip.events import PeerDisconnected
+from protocols.gossip.events import PeerDisconnected, SetAppScore
 from protocols.gossip.rpc import Graft
 
 
@@ -41,3 +41,12 @@ def test_disconnected_direct_peer_is_redialled(gs: ModuleType) -> None:
     h.do(PeerDisconnected(d))
     dialled = [gs.dials(h.beat()) for _ in range(5)]
     assert dialled == [[], [], [], [], [d]]
+
+
+def test_direct_peers_are_heard_even_below_graylist(gs: ModuleType) -> None:
+    d = gs.pid(500)
+    h = gs.make_harness(direct=[d])
+    h.join()
+    h.connect([d])
+    h.do(SetAppScore(d, -1000.0))
+    assert gs.delivered(h.recv(d, gs.Rpc(publish=(gs.zone_message(b"m"),))))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from protocols.gossip.events import SetAppScore
+from protocols.gossip.events import Leave, SetAppScore
 from protocols.gossip.rpc import PeerInfo, Prune
 
 
@@ -60,3 +60,16 @@ def test_our_prunes_offer_non_negative_peers_except_the_pruned(gs: ModuleType) -
         assert 0 < len(offered) <= 16
         assert target not in offered
         assert bad not in offered
+
+
+def test_no_px_towards_a_negative_peer_even_on_leave(gs: ModuleType) -> None:
+    h = gs.make_harness()
+    h.join()
+    peers = [gs.pid(i) for i in range(6)]
+    h.connect(peers, outbound=True)
+    h.beat()
+    low = sorted(h.mesh())[0]
+    h.do(SetAppScore(low, -1.0))
+    prunes = gs.prunes_to(h.do(Leave(gs.TOPIC)))
+    assert prunes[low].peers == ()
+    assert any(pr.peers for q, pr in prunes.items() if q != low)

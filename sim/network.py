@@ -15,6 +15,7 @@ import heapq
 import math
 import random
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -124,6 +125,7 @@ class Network:
         self._path_epoch = -1
         self.retransmissions = 0
         self._fifo: dict[int, int] = {}
+        self._fifo_csr = array("q", [0]) * len(topology.neigh)
         self._single: LinkModel | None = None
         self._samplers: dict[str, Callable[[], int]] = {}
         self._compile()
@@ -216,11 +218,20 @@ class Network:
                 self.retransmissions += 1
                 arrive += m.rto_us + sample()
         if m.loss or (m.jitter_us and m.dist != "constant"):
-            key = u * self.n + v
-            last = self._fifo.get(key, 0)
-            if arrive < last:
-                arrive = last
-            self._fifo[key] = arrive
+            # last arrival per directed link: a slot per CSR entry, a dict for extra links
+            off = self.topology.offsets
+            lo, hi = off[u], off[u + 1]
+            k = bisect_left(self.topology.neigh, v, lo, hi)
+            if k < hi and self.topology.neigh[k] == v:
+                if arrive < self._fifo_csr[k]:
+                    arrive = self._fifo_csr[k]
+                self._fifo_csr[k] = arrive
+            else:
+                key = u * self.n + v
+                last = self._fifo.get(key, 0)
+                if arrive < last:
+                    arrive = last
+                self._fifo[key] = arrive
         return arrive - now_us
 
     def set_class(self, name: str, model: LinkModel) -> None:

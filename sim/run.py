@@ -609,6 +609,7 @@ def quiet_gc() -> Iterator[None]:
     """Hundreds of thousands of long-lived router objects make every full cyclic GC pass
     slow: freeze what exists and collect young objects less often; restored on exit."""
     thresholds = gc.get_threshold()
+    gc.collect()  # garbage cycles (the networkx graph) must not be frozen forever
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
     try:

@@ -149,19 +149,25 @@ class RouterNet:
         self._process(i, self.nodes[i].heartbeat(self.engine.now))
         self.engine.after(interval_us, self._beat, i, interval_us)
 
-    def _recv(self, dst: int, src: int, rpc: Rpc) -> None:
-        if src not in self._adj[dst]:
-            return  # the connection dropped while the RPC was in flight
-        self.rpcs_handled += 1
-        outs = self.nodes[dst].handle(RpcReceived(self._pids[src], rpc), self.engine.now_us / US)
-        if outs:
-            self._process(dst, outs)
+    def _recv(self, dsts: list[int], src: int, rpc: Rpc) -> None:
+        """One RPC object arriving at several peers at the same instant (a forward to the mesh
+        over equal-latency links). One event instead of one per peer; the order is the one
+        separate events would have had, since their sequence numbers would be consecutive."""
+        adj = self._adj
+        now = self.engine.now_us / US
+        event = RpcReceived(self._pids[src], rpc)
+        for dst in dsts:
+            if src not in adj[dst]:
+                continue  # the connection dropped while the RPC was in flight
+            self.rpcs_handled += 1
+            outs = self.nodes[dst].handle(event, now)
+            if outs:
+                self._process(dst, outs)
 
     def _process(self, i: int, outs: list[Output]) -> None:
         adj = self._adj[i]
         index = self.index
-        after = self.engine.after
-        recv = self._recv
+        batches: dict[tuple[int, int], tuple[Rpc, list[int]]] = {}
         for o in outs:
             if type(o) is SendRpc:
                 j = index.get(o.peer)
@@ -169,7 +175,12 @@ class RouterNet:
                     continue
                 lat = adj.get(j)
                 if lat is not None:
-                    after(lat, recv, j, i, o.rpc)
+                    key = (id(o.rpc), lat)
+                    batch = batches.get(key)
+                    if batch is None:
+                        batches[key] = (o.rpc, [j])
+                    else:
+                        batch[1].append(j)
             elif type(o) is Deliver:
                 self._record(i, o)
             elif type(o) is Published:
@@ -181,6 +192,11 @@ class RouterNet:
                     self.connect(i, j)
             if self.on_output is not None:
                 self.on_output(i, o)
+        if batches:
+            after = self.engine.after
+            recv = self._recv
+            for (_, lat), (rpc, dsts) in batches.items():
+                after(lat, recv, dsts, i, rpc)
 
     def _record(self, i: int, o: Deliver) -> None:
         per = self.deliveries.get(o.msg_id)

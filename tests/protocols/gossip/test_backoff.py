@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from protocols.gossip.rpc import Graft, Prune
 
 
-def _meshed(gs: ModuleType, n: int = 1):  # type: ignore[no-untyped-def]
+def _meshed(gs: ModuleType, n: int = 1) -> tuple[Any, list[bytes]]:
     h = gs.make_harness()
     h.join()
     peers = [gs.pid(i) for i in range(n)]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from protocols.gossip.config import GossipParams
 from protocols.gossip.events import SetAppScore
 from protocols.gossip.rpc import IHave, IWant
 
 
-def _with_message(gs: ModuleType, n_peers: int = 30, **params):  # type: ignore[no-untyped-def]
+def _with_message(
+    gs: ModuleType, n_peers: int = 30, **params: Any
+) -> tuple[Any, list[bytes], bytes]:
     h = gs.make_harness(GossipParams(**params))
     h.join()
     peers = [gs.pid(i) for i in range(n_peers)]

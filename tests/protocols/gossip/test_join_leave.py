@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from protocols.gossip.config import GossipParams
 from protocols.gossip.events import Leave, PeerConnected, PeerDisconnected
 
 
-def test_join_announces_to_every_peer_and_grafts_d(gs) -> None:  # type: ignore[no-untyped-def]
+def test_join_announces_to_every_peer_and_grafts_d(gs: ModuleType) -> None:
     h = gs.make_harness()
     peers = [gs.pid(i) for i in range(10)]
     h.connect(peers)
@@ -18,7 +20,7 @@ def test_join_announces_to_every_peer_and_grafts_d(gs) -> None:  # type: ignore[
     assert grafted == h.mesh()
 
 
-def test_new_peer_receives_our_subscriptions(gs) -> None:  # type: ignore[no-untyped-def]
+def test_new_peer_receives_our_subscriptions(gs: ModuleType) -> None:
     h = gs.make_harness()
     h.join("a")
     h.join("b")
@@ -27,7 +29,7 @@ def test_new_peer_receives_our_subscriptions(gs) -> None:  # type: ignore[no-unt
     assert [(s.subscribe, s.topic) for s in rpc.subscriptions] == [(True, "a"), (True, "b")]
 
 
-def test_join_with_fewer_peers_than_d_takes_all(gs) -> None:  # type: ignore[no-untyped-def]
+def test_join_with_fewer_peers_than_d_takes_all(gs: ModuleType) -> None:
     h = gs.make_harness()
     h.connect([gs.pid(1), gs.pid(2)])
     h.connect([gs.pid(3)], topics=("other",))
@@ -35,7 +37,7 @@ def test_join_with_fewer_peers_than_d_takes_all(gs) -> None:  # type: ignore[no-
     assert h.mesh() == {gs.pid(1), gs.pid(2)}
 
 
-def test_leave_prunes_mesh_with_unsubscribe_backoff_and_announces(gs) -> None:  # type: ignore[no-untyped-def]
+def test_leave_prunes_mesh_with_unsubscribe_backoff_and_announces(gs: ModuleType) -> None:
     h = gs.make_harness()
     peers = [gs.pid(i) for i in range(8)]
     h.connect(peers)
@@ -50,7 +52,7 @@ def test_leave_prunes_mesh_with_unsubscribe_backoff_and_announces(gs) -> None:  
     assert h.router.joined() == []
 
 
-def test_peer_subscription_tracking(gs) -> None:  # type: ignore[no-untyped-def]
+def test_peer_subscription_tracking(gs: ModuleType) -> None:
     h = gs.make_harness()
     h.join()
     p = gs.pid(1)
@@ -62,7 +64,7 @@ def test_peer_subscription_tracking(gs) -> None:  # type: ignore[no-untyped-def]
     assert p not in h.router.overlay.topics.get(gs.TOPIC, set())
 
 
-def test_disconnect_removes_peer_everywhere(gs) -> None:  # type: ignore[no-untyped-def]
+def test_disconnect_removes_peer_everywhere(gs: ModuleType) -> None:
     h = gs.make_harness()
     h.join()
     p = gs.pid(1)
@@ -74,7 +76,7 @@ def test_disconnect_removes_peer_everywhere(gs) -> None:  # type: ignore[no-unty
     assert p not in h.router.overlay.peers
 
 
-def test_messages_on_topics_we_did_not_join_are_not_relayed(gs) -> None:  # type: ignore[no-untyped-def]
+def test_messages_on_topics_we_did_not_join_are_not_relayed(gs: ModuleType) -> None:
     h = gs.make_harness(GossipParams())
     peers = [gs.pid(i) for i in range(3)]
     h.connect(peers)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from protocols.gossip.events import ValidationCompleted
 from protocols.gossip.validate import PENDING
 from protocols.types import WireVerdict
 
 
-def _pending_harness(gs: ModuleType):  # type: ignore[no-untyped-def]
+def _pending_harness(gs: ModuleType) -> tuple[Any, list[bytes], list[bytes]]:
     asked: list[bytes] = []
 
-    def validator(peer, mid, msg):  # type: ignore[no-untyped-def]
+    def validator(peer: bytes, mid: bytes, msg: Any) -> Any:
         asked.append(mid)
         return PENDING
 

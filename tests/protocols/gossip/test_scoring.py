@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ def _params(**topic: float) -> GossipParams:
     return GossipParams(score=PeerScoreParams(default_topic=TopicScoreParams(**topic)))
 
 
-def _mesh_one(gs: ModuleType, params: GossipParams | None = None, **kw):  # type: ignore[no-untyped-def]
+def _mesh_one(gs: ModuleType, params: GossipParams | None = None, **kw: Any) -> tuple[Any, bytes]:
     h = gs.make_harness(params, **kw)
     h.join()
     p = gs.pid(1)

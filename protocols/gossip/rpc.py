@@ -175,8 +175,8 @@ def frame(payload: bytes) -> bytes:
 class FrameReader:
     """Incremental varint-length-prefixed frame splitter for a byte stream.
 
-    Feed bytes as they arrive; ``frames()`` yields complete payloads. A declared length above
-    ``max_frame`` raises DecodeError before any payload is buffered.
+    Feed bytes as they arrive; ``feed`` returns the payloads completed so far. A declared
+    length above ``max_frame`` raises DecodeError before any of that payload is buffered.
     """
 
     def __init__(self, max_frame: int = DEFAULT_LIMITS.max_rpc_bytes) -> None:

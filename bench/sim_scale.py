@@ -97,6 +97,8 @@ def main() -> None:
         "latency_p50_ms": r["latency_ms"]["p50"],
         "latency_p99_ms": r["latency_ms"]["p99"],
         "duplicates_per_delivery": r["duplicates_per_delivery"],
+        "admissions": r["admissions"],
+        "verdict_disagreements": r["verdict_disagreements"],
         "build_s": round(t_built - t0, 2),
         "run_s": round(run_s, 2),
         "report_data_s": round(t_end - t_run, 2),

@@ -80,10 +80,6 @@ class LinkModel:
         rand = rng.random
         return lambda: ints[int(rand() * QUANTILES)]
 
-    def sample_latency_us(self, rng: random.Random) -> int:
-        """One-way propagation latency; never negative."""
-        return self.sampler(rng)()
-
 
 @dataclass(frozen=True, slots=True)
 class LinkChange:

@@ -61,7 +61,8 @@ def test_lognormal_latency_has_the_configured_mean_and_spread() -> None:
     spec = LinkClassSpec("x", 50.0, "lognormal", 20.0, 0.0, 200.0, 0.0)
     m = LinkModel.from_spec(spec)
     rng = random.Random(1)
-    xs = [m.sample_latency_us(rng) for _ in range(20_000)]
+    sample = m.sampler(rng)
+    xs = [sample() for _ in range(20_000)]
     assert 49_000 < statistics.fmean(xs) < 51_000
     assert 18_000 < statistics.pstdev(xs) < 22_000
     assert min(xs) >= 0

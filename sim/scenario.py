@@ -667,7 +667,7 @@ def _check(ctx: _Ctx, s: Scenario) -> None:
         if ev.by_cluster and ev.sides:
             raise ctx.err(f"event[{i}].sides", "give sides or by_cluster, not both")
         if ev.kind == "descriptor":
-            raise ctx.err(f"event[{i}].kind", "descriptor events need zone topics (not built)")
+            raise ctx.err(f"event[{i}].kind", "descriptor events are not built yet")
         if ev.kind == "override":
             _check_override(ctx, f"event[{i}]", ev, s)
 

@@ -54,6 +54,7 @@ from meshnode.bridge import Bridge, BridgeParams, LinkInfo, RpcSink
 from meshnode.config import NodeConfig, load_config
 from meshnode.host import MeshHost
 from meshnode.keys import load_or_create_key
+from meshnode.services import NodeService, build_services
 from meshnode.store import Store
 from protocols.errors import DecodeError, MeshError
 from protocols.types import PeerId
@@ -279,6 +280,7 @@ class MeshNode:
             ),
         )
         self.router.attach(self.bridge)
+        self.services: list[NodeService] = build_services(self)
         self.api = ControlApi(
             ApiParams(
                 host=config.api.host,
@@ -298,12 +300,16 @@ class MeshNode:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         self.bridge.install()  # before host.run, so identify advertises meshsub
+        for service in self.services:
+            service.install()
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.bridge.run)
                 await nursery.start(self.router.run)
                 await nursery.start(self.mesh.run)
                 nursery.start_soon(self._store_deliveries)
+                for service in self.services:
+                    await nursery.start(service.run)
                 self.api_port = await nursery.start(self.api.run)
                 self._write_info()
                 log.info(
@@ -346,6 +352,12 @@ class MeshNode:
     # -- API handlers ----------------------------------------------------------------------
 
     def routes(self) -> dict[tuple[str, str], Handler]:
+        routes = self._own_routes()
+        for service in self.services:
+            routes.update(service.routes())
+        return routes
+
+    def _own_routes(self) -> dict[tuple[str, str], Handler]:
         return {
             ("GET", "/status"): self._status,
             ("GET", "/peers"): self._peers,

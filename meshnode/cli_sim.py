@@ -2,6 +2,10 @@
 
 The only module of ``meshnode`` that imports ``sim`` (the import contract allows exactly this).
 User errors (bad scenario files, bad ``--set``) print one line and exit with status 2.
+
+``sim`` (and through it networkx and matplotlib) is imported inside the commands, never at
+module level: every ``meshnode`` command loads this module to register the group, and the
+simulator's imports would add seconds to each of them.
 """
 
 from __future__ import annotations
@@ -17,9 +21,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from protocols.errors import ConfigError
-from sim import report, sweep
-from sim.run import Simulation
-from sim.scenario import load
 
 err_console = Console(stderr=True)
 console = Console()
@@ -64,6 +65,10 @@ def run_cmd(
     quiet: bool,
 ) -> None:
     """Run SCENARIO (a TOML file) and write summary.json, metrics.jsonl and report.md."""
+    from sim import report
+    from sim.run import Simulation
+    from sim.scenario import load
+
     try:
         sc = load(scenario, overrides)
         sim = Simulation(sc, seed)
@@ -118,6 +123,8 @@ def run_cmd(
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a key.")
 def show_config(scenario: Path, overrides: tuple[str, ...]) -> None:
     """Print SCENARIO fully resolved (every default filled in), as JSON."""
+    from sim.scenario import load
+
     try:
         sc = load(scenario, overrides)
     except ConfigError as exc:
@@ -154,6 +161,8 @@ def sweep_cmd(
     out: Path,
 ) -> None:
     """Run SCENARIO over a grid of key values x seeds, in parallel processes."""
+    from sim import sweep
+
     try:
         spec = sweep.SweepSpec(
             str(scenario), sweep.parse_grid(grid), sweep.parse_seeds(seeds), overrides

@@ -156,6 +156,10 @@ class RpcSink(Protocol):
 
     def on_peer_disconnected(self, peer: PeerId) -> None: ...
 
+    def on_bad_input(self, peer: PeerId, error: MeshError) -> None:
+        """The peer's stream carried bytes the framing refused (the stream is being reset)."""
+        ...
+
 
 @dataclass(frozen=True)
 class BridgeParams:
@@ -479,7 +483,7 @@ class Bridge:
                     break
                 self.counters.bytes_in += len(data)
                 decoder.feed(data)
-                while (frame := decoder.next_frame()) is not None:
+                while (frame := self._next_frame(decoder, peer, link)) is not None:
                     self.counters.frames_in += 1
                     if link is None or self._links.get(peer) is not link:
                         continue  # disconnected meanwhile (or bridge not running)
@@ -489,8 +493,12 @@ class Bridge:
         except DecodeError as exc:
             self.counters.bad_frames += 1
             log.warning(
-                "bad frame from peer; closing stream",
-                extra={"peer": peer_id.to_base58(), "error": exc.describe()},
+                "bad input from peer; closing stream",
+                extra={
+                    "peer": peer_id.to_base58(),
+                    "error_type": type(exc).__name__,
+                    "error": exc.describe(),
+                },
             )
             await _reset_quietly(stream)
         except BaseLibp2pError as exc:
@@ -504,6 +512,16 @@ class Bridge:
         finally:
             if link is not None and link.inbound is stream:
                 link.inbound = None
+
+    def _next_frame(self, decoder: FrameDecoder, peer: PeerId, link: _Link | None) -> bytes | None:
+        """The decoder's next frame; a framing error is reported to the sink (a penalty for
+        the peer) before it propagates and closes the stream."""
+        try:
+            return decoder.next_frame()
+        except DecodeError as exc:
+            if link is not None and link.ready and self._links.get(peer) is link:
+                self._sink.on_bad_input(peer, exc)
+            raise
 
 
 async def _reset_quietly(stream: INetStream) -> None:

@@ -72,6 +72,8 @@ class ZoneSection:
 
     id: str
     authority_keys: tuple[bytes, ...]
+    authority_threshold: int = 1
+    """m of the m-of-k zone authority: signatures a signed object needs (default: all keys)."""
 
 
 @dataclass(frozen=True)
@@ -300,8 +302,11 @@ def _zone_sections(raw: Any, file: str) -> tuple[ZoneSection, ...]:
             if len(key) != 32:
                 raise t.error(f"authority_keys[{j}]", f"an Ed25519 key is 32 bytes, got {len(key)}")
             keys.append(key)
+        threshold = t.integer("authority_threshold", len(keys), 1, len(keys))
         t.finish()
-        zones.append(ZoneSection(id=zone_id, authority_keys=tuple(keys)))
+        zones.append(
+            ZoneSection(id=zone_id, authority_keys=tuple(keys), authority_threshold=threshold)
+        )
     ids = [z.id for z in zones]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"a zone id appears twice (in {file})", path="zone")
@@ -394,5 +399,6 @@ def render(config: NodeConfig) -> str:
         lines.append(f"id = {_toml_value(zone.id)}")
         keys = tuple(k.hex() for k in zone.authority_keys)
         lines.append(f"authority_keys = {_toml_value(keys)}")
+        lines.append(f"authority_threshold = {zone.authority_threshold}")
         lines.append("")
     return "\n".join(lines)

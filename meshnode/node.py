@@ -4,10 +4,9 @@ Why one nursery: every task the node starts is owned by it, so a crash in any pa
 whole node loudly, and cancelling it (SIGINT/SIGTERM) stops everything in order. Services
 start with ``nursery.start`` so "started" means "ready" (listening, bound).
 
-The router slot holds :class:`FloodRelay`, a PLACEHOLDER: a floodsub-style relay of
-plain-topic messages over the pubsub RPC wire format, kept only until the sans-I/O
-``protocols.gossip`` router is plugged in through an adapter implementing
-:class:`meshnode.bridge.RpcSink` (see ``MeshNode.__init__``).
+The router slot holds :class:`~meshnode.gossip_slot.GossipSlot` (the sans-I/O GossipSub
+router driven by trio); zone topics validate through :class:`~meshnode.zones.Zones` (admission,
+durable commit, execution) before the router accepts and forwards a message.
 
 Store calls run in one worker thread (``trio.to_thread.run_sync`` with a
 ``CapacityLimiter(1)``): measured ~0.25-0.35 ms per committed write with
@@ -19,25 +18,20 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import logging
 import os
 import signal
 import sys
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import trio
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 from libp2p.crypto.keys import KeyPair
-from libp2p.peer.id import ID
-from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX, signature_validator
 
 from meshnode.api import (
     ApiError,
@@ -50,18 +44,28 @@ from meshnode.api import (
     json_response,
     metrics_response,
 )
-from meshnode.bridge import Bridge, BridgeParams, LinkInfo, RpcSink
+from meshnode.bridge import Bridge, BridgeParams, RpcSink
 from meshnode.config import NodeConfig, load_config
+from meshnode.gossip_slot import Delivery, GossipSlot, PublishError
 from meshnode.host import MeshHost
 from meshnode.keys import load_or_create_key
 from meshnode.services import NodeService, build_services
 from meshnode.store import Store
-from protocols.errors import DecodeError, MeshError
-from protocols.types import PeerId
+from meshnode.zones import Outcome, Queued, Zones, ZoneUnknown, agents_topic, control_topic
+from protocols import codec
+from protocols.errors import MeshError
+from protocols.gossip.rpc import Message
+from protocols.gossip.validate import PENDING, Pending, TopicConfig, zone_topic_config
+from protocols.governance.pipeline import encode_envelope
+from protocols.types import MsgId, PeerId, WireVerdict
+
+__all__ = ["Delivery", "MeshNode", "RouterSlot", "main", "run", "serve"]
 
 log = logging.getLogger("meshnode.node")  # stable name also when run as __main__
 
 EPOCH_S = 10  # DESIGN §5: protocol constant
+ADMIT_QUEUE = 4096  # zone messages awaiting admission; beyond it they are IGNOREd
+ADMIT_BATCH = 64  # admissions per worker-thread hop and SQLite transaction
 T = TypeVar("T")
 
 
@@ -73,184 +77,38 @@ def wall_epoch(now_unix: float) -> int:
 # -- the router slot ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """A plain-topic message for the local application (to the store's ring)."""
-
-    topic: str
-    msg_id: bytes
-    data: bytes
-    source: bytes  # publisher peer id bytes
-
-
 class RouterSlot(RpcSink, Protocol):
     """What MeshNode needs of its router: the bridge's RpcSink plus a few node-facing calls.
 
-    The gossip adapter implements this: ``attach`` gives it the bridge to send with;
-    ``run`` owns its timers (heartbeat: ``router.heartbeat(trio.current_time())``) and
-    calls ``task_status.started()`` once ready; ``publish`` routes our own plain-topic
-    message; accepted plain-topic messages go to the node's Delivery channel.
+    :class:`meshnode.gossip_slot.GossipSlot` (the default) implements this around the
+    sans-I/O GossipSub router: ``attach`` gives it the bridge to send with; ``run`` owns its
+    heartbeat and calls ``task_status.started()`` once ready; ``publish`` routes our own
+    message; ``complete`` answers a PENDING validation; accepted plain-topic messages go to
+    the node's Delivery channel.
     """
 
     def attach(self, bridge: Bridge) -> None: ...
+
+    def attach_host(self, mesh: MeshHost) -> None: ...
+
+    def set_topic_config(self, topic: str, config: TopicConfig, *, join: bool = True) -> None: ...
 
     async def run(self, *, task_status: Any = ...) -> None: ...
 
     def publish(self, topic: str, data: bytes) -> tuple[bytes, int]: ...
 
+    def complete(self, msg_id: bytes, verdict: WireVerdict) -> None: ...
+
     def topics_of(self, peer: PeerId) -> set[str]: ...
+
+    def score_of(self, peer: PeerId) -> float: ...
+
+    def mesh_size(self, topic: str) -> int: ...
 
     def counters_snapshot(self) -> dict[str, int]: ...
 
 
 RouterFactory = Callable[[KeyPair, NodeConfig, "trio.MemorySendChannel[Delivery]"], RouterSlot]
-
-
-# -- PLACEHOLDER router: flood relay of plain-topic messages -------------------------------
-
-
-@dataclass
-class RelayCounters:
-    published: int = 0
-    delivered: int = 0
-    forwarded: int = 0
-    duplicates: int = 0
-    invalid_messages: int = 0
-    malformed_rpcs: int = 0
-    deliveries_dropped: int = 0
-
-
-@dataclass
-class FloodRelay:
-    """PLACEHOLDER for ``protocols.gossip``: floodsub semantics on the meshsub stream.
-
-    Speaks the pubsub RPC protobuf (SUBSCRIBE on connect, StrictSign messages with
-    ``from + seqno`` ids, key omitted for ed25519) so the wire is right, but has no mesh, no
-    gossip, no scoring: every message goes to every peer subscribed to its topic. Delivers
-    to a bounded channel the node drains into the store; never blocks.
-    """
-
-    key_pair: KeyPair
-    topics: tuple[str, ...]
-    deliveries: trio.MemorySendChannel[Delivery]
-    seen_cap: int = 20_000
-    bridge: Bridge | None = None
-    counters: RelayCounters = field(default_factory=RelayCounters)
-    peer_topics: dict[PeerId, set[str]] = field(default_factory=dict)
-    _seen: OrderedDict[bytes, None] = field(default_factory=OrderedDict)
-    _seqno: int = field(default_factory=time.time_ns)
-
-    @classmethod
-    def create(
-        cls, key_pair: KeyPair, config: NodeConfig, deliveries: trio.MemorySendChannel[Delivery]
-    ) -> FloodRelay:
-        """The default :data:`RouterFactory`."""
-        return cls(key_pair, config.pubsub.topics, deliveries)
-
-    @property
-    def me(self) -> bytes:
-        return bytes(ID.from_pubkey(self.key_pair.public_key).to_bytes())
-
-    def attach(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """No timers: a flood relay has no heartbeat."""
-        task_status.started()
-        await trio.sleep_forever()
-
-    def topics_of(self, peer: PeerId) -> set[str]:
-        return set(self.peer_topics.get(peer, ()))
-
-    def counters_snapshot(self) -> dict[str, int]:
-        return dict(vars(self.counters))
-
-    # RpcSink
-    def on_peer_connected(self, peer: PeerId, link: LinkInfo) -> None:
-        self.peer_topics[peer] = set()
-        if self.topics and self.bridge is not None:
-            rpc = rpc_pb2.RPC(
-                subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=True, topicid=t) for t in self.topics]
-            )
-            self.bridge.send(peer, rpc.SerializeToString())
-
-    def on_peer_disconnected(self, peer: PeerId) -> None:
-        self.peer_topics.pop(peer, None)
-
-    def on_frame(self, peer: PeerId, frame: bytes) -> None:
-        rpc = rpc_pb2.RPC()
-        try:
-            rpc.ParseFromString(frame)
-        except ProtobufDecodeError as exc:
-            self.counters.malformed_rpcs += 1
-            raise DecodeError(f"undecodable pubsub RPC: {exc}") from exc
-        subs = self.peer_topics.setdefault(peer, set())
-        for opt in rpc.subscriptions:
-            (subs.add if opt.subscribe else subs.discard)(opt.topicid)
-        for msg in rpc.publish:
-            self._on_message(peer, msg)
-
-    def _on_message(self, source: PeerId, msg: rpc_pb2.Message) -> None:
-        if len(msg.topicIDs) != 1 or len(msg.seqno) != 8 or not msg.from_id:
-            self.counters.invalid_messages += 1
-            return
-        msg_id = bytes(msg.from_id) + bytes(msg.seqno)
-        if msg_id in self._seen:
-            self.counters.duplicates += 1
-            return
-        try:
-            valid = signature_validator(msg)
-        except Exception:  # noqa: BLE001 - py-libp2p raises assorted types on foreign keys
-            valid = False
-        if not valid:
-            self.counters.invalid_messages += 1
-            return
-        self._remember(msg_id)
-        topic = msg.topicIDs[0]
-        if topic in self.topics:
-            self._deliver(Delivery(topic, msg_id, bytes(msg.data), bytes(msg.from_id)))
-        self._forward(msg, topic, exclude={source, PeerId(bytes(msg.from_id))})
-
-    def _remember(self, msg_id: bytes) -> None:
-        self._seen[msg_id] = None
-        while len(self._seen) > self.seen_cap:
-            self._seen.popitem(last=False)
-
-    def _deliver(self, d: Delivery) -> None:
-        try:
-            self.deliveries.send_nowait(d)
-            self.counters.delivered += 1
-        except trio.WouldBlock:
-            self.counters.deliveries_dropped += 1
-
-    def _forward(self, msg: rpc_pb2.Message, topic: str, exclude: set[PeerId]) -> int:
-        if self.bridge is None:
-            return 0
-        frame = rpc_pb2.RPC(publish=[msg]).SerializeToString()
-        sent = 0
-        for peer, subs in self.peer_topics.items():
-            if topic in subs and peer not in exclude and self.bridge.send(peer, frame):
-                sent += 1
-        self.counters.forwarded += sent
-        return sent
-
-    def publish(self, topic: str, data: bytes) -> tuple[bytes, int]:
-        """Sign and flood our own message; returns (message id, peers sent to)."""
-        self._seqno += 1
-        msg = rpc_pb2.Message(
-            from_id=self.me,
-            data=data,
-            seqno=self._seqno.to_bytes(8, "big"),
-            topicIDs=[topic],
-        )
-        payload = PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString()
-        msg.signature = self.key_pair.private_key.sign(payload)
-        msg_id = bytes(msg.from_id) + bytes(msg.seqno)
-        self._remember(msg_id)
-        self.counters.published += 1
-        if topic in self.topics:
-            self._deliver(Delivery(topic, msg_id, data, self.me))
-        return msg_id, self._forward(msg, topic, exclude=set())
 
 
 # -- the node ----------------------------------------------------------------------------
@@ -266,10 +124,8 @@ class MeshNode:
         self.store = Store.open(config.store_path)
         self._db_limiter = trio.CapacityLimiter(1)
         self._deliver_send, self._deliver_recv = trio.open_memory_channel[Delivery](1024)
-        # Router slot: the placeholder FloodRelay unless a factory is given. The gossip
-        # router plugs in here through an adapter (RouterSlot) that turns on_* calls into
-        # router.handle(event, trio.current_time()) and carries out SendRpc via bridge.send.
-        factory = router_factory or FloodRelay.create
+        self._admit_send, self._admit_recv = trio.open_memory_channel[Queued](ADMIT_QUEUE)
+        factory: RouterFactory = router_factory or GossipSlot
         self.router: RouterSlot = factory(key_pair, config, self._deliver_send)
         self.bridge = Bridge(
             self.mesh.host,
@@ -280,6 +136,16 @@ class MeshNode:
             ),
         )
         self.router.attach(self.bridge)
+        self.router.attach_host(self.mesh)
+        self.zones = Zones(config, self.store)
+        for zone in config.zones:
+            for kind, topic in (
+                ("agents", agents_topic(zone.id)),
+                ("control", control_topic(zone.id)),
+            ):
+                validator = self._zone_validator(kind, zone.id)
+                self.router.set_topic_config(topic, zone_topic_config(validator))
+        self.admission_overflow = 0
         self.services: list[NodeService] = build_services(self)
         self.api = ControlApi(
             ApiParams(
@@ -299,6 +165,7 @@ class MeshNode:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._db_limiter)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self.db(self.zones.load, wall_epoch(time.time()))
         self.bridge.install()  # before host.run, so identify advertises meshsub
         for service in self.services:
             service.install()
@@ -308,6 +175,8 @@ class MeshNode:
                 await nursery.start(self.router.run)
                 await nursery.start(self.mesh.run)
                 nursery.start_soon(self._store_deliveries)
+                nursery.start_soon(self._admission_loop)
+                nursery.start_soon(self._epoch_loop)
                 for service in self.services:
                     await nursery.start(service.run)
                 self.api_port = await nursery.start(self.api.run)
@@ -321,10 +190,76 @@ class MeshNode:
                     },
                 )
                 task_status.started(self)
+                resumed = await self.db(self.zones.resume_executions, wall_epoch(time.time()))
+                self._publish_follow_ups(tuple(resumed))
         finally:
             with trio.CancelScope(shield=True):
                 self._remove_info()
                 await self.db(self.store.close)
+
+    # -- zone admission ----------------------------------------------------------------------
+
+    def _zone_validator(self, kind: str, zone: str) -> Callable[..., WireVerdict | Pending]:
+        """The router's validator for a zone topic: queue for admission, answer PENDING."""
+
+        def validate(peer: PeerId, msg_id: MsgId, msg: Message) -> WireVerdict | Pending:
+            try:
+                self._admit_send.send_nowait(Queued(kind, zone, bytes(msg_id), msg.data))
+            except trio.WouldBlock:
+                self.admission_overflow += 1
+                return WireVerdict.IGNORE  # overloaded: no penalty for the sender
+            return PENDING
+
+        return validate
+
+    async def _admission_loop(self) -> None:
+        """Admit queued zone messages in batches; verdicts go to the router after commit."""
+        async for first in self._admit_recv:
+            batch = [first]
+            while len(batch) < ADMIT_BATCH:
+                try:
+                    batch.append(self._admit_recv.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            outcomes = await self.db(self.zones.process, batch, wall_epoch(time.time()))
+            for item, outcome in zip(batch, outcomes, strict=True):
+                if not item.local:
+                    self.router.complete(outcome.msg_id, outcome.wire)
+                self._publish_follow_ups(outcome.follow_ups)
+
+    def _publish_follow_ups(self, follow_ups: tuple[tuple[str, bytes], ...]) -> None:
+        for topic, data in follow_ups:
+            try:
+                self.router.publish(topic, data)
+            except PublishError as exc:
+                log.warning("cannot publish a follow-up", extra={"error": exc.describe()})
+
+    async def _epoch_loop(self) -> None:
+        """Advance the DDH once per epoch (persisted before it is used)."""
+        while True:
+            now = time.time()
+            await trio.sleep((wall_epoch(now) + 1) * EPOCH_S - now + 0.01)
+            await self.db(self.zones.advance_ddh, wall_epoch(time.time()))
+
+    async def publish_agent(self, zone: str, agent_bytes: bytes) -> tuple[Outcome, bytes, int]:
+        """Admit our own agent here (committed), then publish it: (outcome, msg id, peers)."""
+        if zone not in self.zones.zones:
+            raise ApiError(404, f"this node has not joined zone {zone!r}")
+        envelope = encode_envelope(zone, agent_bytes)
+        mid = hashlib.sha256(envelope).digest()
+        (outcome,) = await self.db(
+            self.zones.process,
+            [Queued("agents", zone, mid, envelope, local=True)],
+            wall_epoch(time.time()),
+        )
+        if outcome.wire is not WireVerdict.ACCEPT:
+            return outcome, mid, 0
+        try:
+            msg_id, peers = self.router.publish(agents_topic(zone), envelope)
+        except PublishError as exc:
+            raise ApiError(409, exc.describe()) from None
+        self._publish_follow_ups(outcome.follow_ups)
+        return outcome, msg_id, peers
 
     def info(self) -> dict[str, Any]:
         return {
@@ -364,6 +299,13 @@ class MeshNode:
             ("GET", "/metrics"): self._metrics,
             ("GET", "/messages"): self._messages,
             ("POST", "/publish"): self._publish,
+            ("GET", "/zones"): self._zones,
+            ("POST", "/zone/publish"): self._zone_publish,
+            ("GET", "/agents"): self._agents,
+            ("POST", "/agents/new"): self._agents_new,
+            ("GET", "/quarantine"): self._quarantine,
+            ("GET", "/executions"): self._executions,
+            ("GET", "/decisions"): self._decisions,
         }
 
     async def _status(self, request: Request) -> Response:
@@ -386,6 +328,7 @@ class MeshNode:
                 "zones": [z.id for z in self.config.zones],
                 "store": {"schema_version": schema, **counts},
                 "router": type(self.router).__name__,
+                **(await self.db(self.zones.identity)),
             }
         )
 
@@ -398,6 +341,7 @@ class MeshNode:
             entry = links.get(b58, {"peer_id": b58, "pubsub": False})
             entry["addrs"] = [str(a) for a in store.addrs(peer_id)]
             entry["topics"] = sorted(self.router.topics_of(PeerId(peer_id.to_bytes())))
+            entry["score"] = round(self.router.score_of(PeerId(peer_id.to_bytes())), 3)
             out.append(entry)
         return json_response({"peers": out})
 
@@ -415,6 +359,35 @@ class MeshNode:
                 "counter",
                 "Router events by kind.",
                 {(("kind", k),): float(v) for k, v in self.router.counters_snapshot().items()},
+            ),
+            Metric(
+                "meshnode_admissions_total",
+                "counter",
+                "Zone admission decisions by outcome code.",
+                {(("code", k),): float(v) for k, v in self.zones.decision_counts().items()},
+            ),
+            Metric(
+                "meshnode_admission_overflow_total",
+                "counter",
+                "Zone messages IGNOREd because the admission queue was full.",
+                {(): float(self.admission_overflow)},
+            ),
+            Metric(
+                "meshnode_executions_total",
+                "counter",
+                "Intent handlers run by this node as the agent's host.",
+                {(): float(self.zones.executor.executed)},
+            ),
+            Metric(
+                "meshnode_mesh_peers",
+                "gauge",
+                "Mesh peers per joined zone topic.",
+                {
+                    (("topic", agents_topic(z.id)),): float(
+                        self.router.mesh_size(agents_topic(z.id))
+                    )
+                    for z in self.config.zones
+                },
             ),
             Metric(
                 "meshnode_connected_peers",
@@ -476,13 +449,191 @@ class MeshNode:
         return json_response({"topic": topic, "messages": out})
 
     async def _publish(self, request: Request) -> Response:
+        zone = request.param("zone")
+        if zone:
+            return await self._publish_zone(zone, request.body)
         topic = request.param("topic")
         if not topic:
-            raise ApiError(400, "query parameter 'topic' is required")
+            raise ApiError(400, "query parameter 'topic' or 'zone' is required")
         if topic.startswith("/meshnode/zone/"):
-            raise ApiError(400, "zone topics are published with --zone (not implemented yet)")
-        msg_id, peers = self.router.publish(topic, request.body)
+            raise ApiError(400, "zone topics are published with 'zone=<id>' (admission first)")
+        try:
+            msg_id, peers = self.router.publish(topic, request.body)
+        except PublishError as exc:
+            raise ApiError(400, exc.describe()) from None
         return json_response({"topic": topic, "msg_id": msg_id.hex(), "peers": peers})
+
+    async def _publish_zone(self, zone: str, agent_bytes: bytes) -> Response:
+        outcome, msg_id, peers = await self.publish_agent(zone, agent_bytes)
+        body = {**outcome.to_json(), "zone": zone, "msg_id": msg_id.hex(), "peers": peers}
+        if outcome.wire is not WireVerdict.ACCEPT:
+            body["error"] = f"not admitted here: {outcome.code}: {outcome.reason}"
+            return json_response(body, 422)
+        return json_response(body)
+
+    def _zone_param(self, request: Request, required: bool = True) -> str | None:
+        zone = request.param("zone")
+        if zone is None and required:
+            raise ApiError(400, "query parameter 'zone' is required")
+        if zone is not None and zone not in self.zones.zones:
+            raise ApiError(404, f"this node has not joined zone {zone!r}")
+        return zone
+
+    @staticmethod
+    def _limit(request: Request) -> int:
+        try:
+            return max(1, min(int(request.param("limit", "100") or 100), 10_000))
+        except ValueError as exc:
+            raise ApiError(400, "'limit' must be an integer") from exc
+
+    async def _zones(self, request: Request) -> Response:
+        zones = await self.db(self.zones.summary, wall_epoch(time.time()))
+        for z in zones:
+            z["mesh_peers"] = self.router.mesh_size(z["topic"])
+        return json_response({"zones": zones})
+
+    async def _zone_publish(self, request: Request) -> Response:
+        """Apply a zone file here (verified, persisted), then publish it on the control topic."""
+        zone = request.param("zone")
+        if not zone:
+            raise ApiError(400, "query parameter 'zone' is required")
+        try:
+            applied = await self.db(
+                self.zones.apply_control, zone, request.body, wall_epoch(time.time())
+            )
+        except ZoneUnknown as exc:
+            raise ApiError(404, exc.describe()) from None
+        except MeshError as exc:
+            raise ApiError(422, f"zone file refused: {exc.describe()}") from None
+        try:
+            msg_id, peers = self.router.publish(control_topic(zone), request.body)
+        except PublishError as exc:  # the same file again: applied, already gossiped
+            return json_response({"zone": zone, "applied": applied, "published": exc.describe()})
+        return json_response(
+            {"zone": zone, "applied": applied, "msg_id": msg_id.hex(), "peers": peers}
+        )
+
+    async def _agents(self, request: Request) -> Response:
+        zone = self._zone_param(request)
+        assert zone is not None
+        rows = await self.db(self.store.agents, zone, self._limit(request))
+        return json_response(
+            {
+                "zone": zone,
+                "agents": [
+                    {
+                        "content_id": r.content_id.hex(),
+                        "genesis": r.genesis.hex(),
+                        "head": r.head.hex(),
+                        "depth": r.depth,
+                        "disposition": r.disposition,
+                        "epoch": r.epoch,
+                        "bytes": len(r.data),
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
+    async def _agents_new(self, request: Request) -> Response:
+        """Make an agent hosted by this node from ``{"verb", "args", "role"}``; publish it
+        unless ``publish=0`` (then the bytes are returned, base64, for publishing elsewhere)."""
+        zone = self._zone_param(request)
+        assert zone is not None
+        try:
+            spec = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise ApiError(400, f"body is not JSON: {exc}") from None
+        if not isinstance(spec, dict) or not isinstance(spec.get("verb"), str):
+            raise ApiError(400, "body must be a JSON object with a string 'verb'")
+        args = spec.get("args", {})
+        role = spec.get("role", "worker")
+        if not isinstance(args, dict) or not isinstance(role, str):
+            raise ApiError(400, "'args' must be an object and 'role' a string")
+        try:
+            data = await self.db(
+                self.zones.create_agent, zone, spec["verb"], args, role, wall_epoch(time.time())
+            )
+        except MeshError as exc:
+            raise ApiError(422, exc.describe()) from None
+        cid = hashlib.sha256(data).hexdigest()
+        if request.param("publish", "1") == "0":
+            return json_response(
+                {"zone": zone, "content_id": cid, "agent_b64": base64.b64encode(data).decode()}
+            )
+        return await self._publish_zone(zone, data)
+
+    async def _quarantine(self, request: Request) -> Response:
+        zone = self._zone_param(request, required=False)
+        rows = await self.db(self.store.quarantined, zone, self._limit(request))
+        return json_response(
+            {
+                "quarantine": [
+                    {
+                        "content_id": r.content_id.hex(),
+                        "zone": r.zone,
+                        "host_key": r.host_key.hex(),
+                        "expires_epoch": r.expires_epoch,
+                        "bytes": len(r.data),
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    async def _executions(self, request: Request) -> Response:
+        zone = self._zone_param(request, required=False)
+        rows = await self.db(self.store.executions, zone, self._limit(request))
+        return json_response(
+            {
+                "executions": [
+                    {
+                        "content_id": r.content_id.hex(),
+                        "zone": r.zone,
+                        "genesis": r.genesis.hex(),
+                        "verb": r.verb,
+                        "epoch": r.epoch,
+                        "result_id": r.result_id.hex(),
+                        "output": _jsonable(codec.decode(r.output, max_bytes=1 << 20)),
+                    }
+                    for r in rows
+                ]
+            }
+        )
+
+    async def _decisions(self, request: Request) -> Response:
+        try:
+            after = int(request.param("after", "0") or 0)
+        except ValueError as exc:
+            raise ApiError(400, "'after' must be an integer") from exc
+        rows = await self.db(self.store.decisions, self._limit(request), after)
+        return json_response(
+            {
+                "decisions": [
+                    {
+                        "id": i,
+                        "epoch": d.epoch,
+                        "zone": d.zone,
+                        "subject": d.subject.hex(),
+                        "verdict": d.verdict,
+                        "disposition": d.disposition,
+                        "reason": d.reason,
+                    }
+                    for i, d in rows
+                ]
+            }
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """CBOR output as JSON: bytes as hex."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 # -- process entry point -----------------------------------------------------------------

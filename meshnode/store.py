@@ -143,6 +143,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (topic, seq)
     ) WITHOUT ROWID;
     """,
+    # 2: executions, agent depth (last trusted state per slope), policy references
+    """
+    ALTER TABLE agents ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX agents_genesis_depth ON agents(genesis, depth);
+
+    CREATE TABLE executions (
+        content_id  BLOB PRIMARY KEY,
+        zone        TEXT NOT NULL,
+        genesis     BLOB NOT NULL,
+        verb        TEXT NOT NULL,
+        epoch       INTEGER NOT NULL,
+        result_id   BLOB NOT NULL,
+        output      BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX executions_zone ON executions(zone, epoch);
+
+    CREATE TABLE policy_refs (
+        content_id BLOB PRIMARY KEY,
+        zone       TEXT NOT NULL,
+        data       BLOB NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -158,6 +180,7 @@ class AgentRow:
     disposition: str
     epoch: int
     data: bytes
+    depth: int = 0  # lineage depth of the head (schema 2)
 
 
 @dataclass(frozen=True)
@@ -225,6 +248,34 @@ class VoteRow:
     proposal_hash: bytes
     deadline_epoch: int
     data: bytes
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    """One execution of an agent state by this node as its host (schema 2).
+
+    ``content_id`` is the executed state; ``result_id`` the state with the execution entry.
+    The primary key makes "executed at most once" durable across restarts.
+    """
+
+    content_id: bytes
+    zone: str
+    genesis: bytes
+    verb: str
+    epoch: int
+    result_id: bytes
+    output: bytes
+
+
+@dataclass(frozen=True)
+class AdmissionWrite:
+    """Everything one admission writes, committed with the others of its batch at once."""
+
+    decision: DecisionRow
+    agent: AgentRow | None = None
+    lineage: tuple[LineageRow, ...] = ()
+    quarantine: QuarantineRow | None = None
+    escalation: EscalationRow | None = None
 
 
 @dataclass(frozen=True)
@@ -309,11 +360,30 @@ class Store:
         with self._tx() as c:
             self._put_agent(c, agent)
 
+    def commit_admissions(self, writes: Sequence[AdmissionWrite]) -> None:
+        """One transaction (one fsync) for a batch of admissions: group commit, so a burst
+        of zone messages costs one disk flush, not one per message."""
+        if not writes:
+            return
+        with self._tx() as c:
+            for w in writes:
+                if w.agent is not None:
+                    self._put_agent(c, w.agent)
+                if w.lineage:
+                    self._put_lineage(c, w.lineage)
+                if w.quarantine is not None:
+                    self._put_quarantine(c, w.quarantine)
+                if w.escalation is not None:
+                    self._put_escalation(c, w.escalation)
+                self._put_decision(c, w.decision)
+
     @staticmethod
     def _put_agent(c: sqlite3.Connection, a: AgentRow) -> None:
         c.execute(
-            "INSERT OR REPLACE INTO agents VALUES (?,?,?,?,?,?,?)",
-            (a.content_id, a.zone, a.genesis, a.head, a.disposition, a.epoch, a.data),
+            "INSERT OR REPLACE INTO agents"
+            " (content_id, zone, genesis, head, disposition, epoch, data, depth)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (a.content_id, a.zone, a.genesis, a.head, a.disposition, a.epoch, a.data, a.depth),
         )
 
     @staticmethod
@@ -345,6 +415,26 @@ class Store:
             (zone, limit),
         ).fetchall()
         return [AgentRow(*r) for r in rows]
+
+    def has_agent(self, content_id: bytes) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM agents WHERE content_id = ?", (content_id,)
+        ).fetchone()
+        return row is not None
+
+    def latest_state(self, genesis: bytes) -> AgentRow | None:
+        """The deepest stored state of a slope (the last one this node trusted)."""
+        row = self._conn.execute(
+            "SELECT * FROM agents WHERE genesis = ? ORDER BY depth DESC LIMIT 1", (genesis,)
+        ).fetchone()
+        return AgentRow(*row) if row else None
+
+    def trusted_heads(self) -> list[tuple[bytes, bytes, int]]:
+        """(genesis, head entry hash, depth) of the deepest stored entry of every slope."""
+        rows = self._conn.execute(
+            "SELECT genesis, entry_hash, max(depth) FROM lineage GROUP BY genesis"
+        ).fetchall()
+        return [(bytes(r[0]), bytes(r[1]), int(r[2])) for r in rows]
 
     def agents_by_genesis(self, genesis: bytes) -> list[AgentRow]:
         rows = self._conn.execute(
@@ -378,12 +468,23 @@ class Store:
 
     def put_quarantine(self, row: QuarantineRow, decision: DecisionRow | None = None) -> None:
         with self._tx() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO quarantine VALUES (?,?,?,?,?)",
-                (row.content_id, row.zone, row.host_key, row.expires_epoch, row.data),
-            )
+            self._put_quarantine(c, row)
             if decision is not None:
                 self._put_decision(c, decision)
+
+    @staticmethod
+    def _put_quarantine(c: sqlite3.Connection, row: QuarantineRow) -> None:
+        c.execute(
+            "INSERT OR REPLACE INTO quarantine VALUES (?,?,?,?,?)",
+            (row.content_id, row.zone, row.host_key, row.expires_epoch, row.data),
+        )
+
+    @staticmethod
+    def _put_escalation(c: sqlite3.Connection, row: EscalationRow) -> None:
+        c.execute(
+            "INSERT OR REPLACE INTO escalations VALUES (?,?,?,?,?)",
+            (row.scope, row.zone, row.epoch, row.status, row.data),
+        )
 
     def quarantined(self, zone: str | None = None, limit: int = 100) -> list[QuarantineRow]:
         if zone is None:
@@ -411,10 +512,7 @@ class Store:
 
     def put_escalation(self, row: EscalationRow) -> None:
         with self._tx() as c:
-            c.execute(
-                "INSERT OR REPLACE INTO escalations VALUES (?,?,?,?,?)",
-                (row.scope, row.zone, row.epoch, row.status, row.data),
-            )
+            self._put_escalation(c, row)
 
     def escalations(self, zone: str | None = None) -> list[EscalationRow]:
         sql = "SELECT * FROM escalations"
@@ -451,6 +549,26 @@ class Store:
         ).fetchone()
         return bytes(row[0]) if row else None
 
+    def contracts(self, zone: str) -> list[bytes]:
+        rows = self._conn.execute(
+            "SELECT data FROM contracts WHERE zone = ? ORDER BY content_id", (zone,)
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def put_policy_ref(self, content_id: bytes, zone: str, data: bytes) -> bool:
+        """Keep a signed policy reference agents of the zone may carry; False if known."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO policy_refs VALUES (?,?,?)", (content_id, zone, data)
+            )
+            return cur.rowcount == 1
+
+    def policy_refs(self, zone: str) -> list[bytes]:
+        rows = self._conn.execute(
+            "SELECT data FROM policy_refs WHERE zone = ? ORDER BY content_id", (zone,)
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
     def put_override(self, content_id: bytes, zone: str, epoch: int, data: bytes) -> None:
         with self._tx() as c:
             c.execute(
@@ -483,6 +601,66 @@ class Store:
             (zone,),
         ).fetchall()
         return [HostRecordRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    # -- executions ------------------------------------------------------------------------
+
+    def executed(self, content_id: bytes) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM executions WHERE content_id = ?", (content_id,)
+        ).fetchone()
+        return row is not None
+
+    def record_execution(
+        self,
+        row: ExecutionRow,
+        new_secret: tuple[bytes, bytes, int, bytes] | None,
+        spent_commit: bytes | None,
+    ) -> bool:
+        """Record an execution with the slope secret it made and the one it spent, at once.
+
+        Returns False (writing nothing) when this state was executed before.
+        """
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO executions VALUES (?,?,?,?,?,?,?)",
+                (
+                    row.content_id,
+                    row.zone,
+                    row.genesis,
+                    row.verb,
+                    row.epoch,
+                    row.result_id,
+                    row.output,
+                ),
+            )
+            if cur.rowcount != 1:
+                return False
+            if new_secret is not None:
+                c.execute("INSERT OR REPLACE INTO slope_secrets VALUES (?,?,?,?)", new_secret)
+            if spent_commit is not None:
+                c.execute("DELETE FROM slope_secrets WHERE commitment = ?", (spent_commit,))
+            return True
+
+    def executions(self, zone: str | None = None, limit: int = 100) -> list[ExecutionRow]:
+        if zone is None:
+            rows = self._conn.execute(
+                "SELECT * FROM executions ORDER BY epoch DESC, content_id LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM executions WHERE zone = ? ORDER BY epoch DESC, content_id LIMIT ?",
+                (zone, limit),
+            ).fetchall()
+        return [ExecutionRow(*r) for r in rows]
+
+    def unexecuted(self, limit: int = 100) -> list[AgentRow]:
+        """Stored EXECUTE states with no execution record (a crash came between)."""
+        rows = self._conn.execute(
+            "SELECT * FROM agents WHERE disposition = 'EXECUTE' AND content_id NOT IN"
+            " (SELECT content_id FROM executions) ORDER BY epoch LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [AgentRow(*r) for r in rows]
 
     # -- quorum votes ----------------------------------------------------------------------
 
@@ -569,6 +747,13 @@ class Store:
     def table_counts(self) -> dict[str, int]:
         """Row counts of the main tables, for /metrics and /status."""
         out: dict[str, int] = {}
-        for table in ("agents", "decisions", "quarantine", "escalations", "messages"):
+        for table in (
+            "agents",
+            "decisions",
+            "quarantine",
+            "escalations",
+            "executions",
+            "messages",
+        ):
             out[table] = int(self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         return out

@@ -15,6 +15,7 @@ from meshnode.bridge import Bridge, BridgeParams, LinkInfo
 from meshnode.config import NetworkSection
 from meshnode.host import MeshHost
 from meshnode.keys import load_or_create_key
+from protocols.errors import MeshError
 from protocols.types import PeerId
 
 
@@ -28,6 +29,7 @@ class CollectSink:
     links: dict[PeerId, LinkInfo] = field(default_factory=dict)
     disconnected: list[PeerId] = field(default_factory=list)
     frames: list[tuple[PeerId, bytes]] = field(default_factory=list)
+    bad_inputs: list[tuple[PeerId, MeshError]] = field(default_factory=list)
     changed: trio.Event = field(default_factory=trio.Event)
 
     def _poke(self) -> None:
@@ -47,6 +49,10 @@ class CollectSink:
 
     def on_peer_disconnected(self, peer: PeerId) -> None:
         self.disconnected.append(peer)
+        self._poke()
+
+    def on_bad_input(self, peer: PeerId, error: MeshError) -> None:
+        self.bad_inputs.append((peer, error))
         self._poke()
 
     async def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:

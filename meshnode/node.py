@@ -548,11 +548,20 @@ class MeshNode:
             raise ApiError(400, "body must be a JSON object with a string 'verb'")
         args = spec.get("args", {})
         role = spec.get("role", "worker")
+        omit = spec.get("omit", [])
         if not isinstance(args, dict) or not isinstance(role, str):
             raise ApiError(400, "'args' must be an object and 'role' a string")
+        if not isinstance(omit, list) or not all(isinstance(x, str) for x in omit):
+            raise ApiError(400, "'omit' must be a list of field names")
         try:
             data = await self.db(
-                self.zones.create_agent, zone, spec["verb"], args, role, wall_epoch(time.time())
+                self.zones.create_agent,
+                zone,
+                spec["verb"],
+                args,
+                role,
+                wall_epoch(time.time()),
+                tuple(omit),
             )
         except MeshError as exc:
             raise ApiError(422, exc.describe()) from None

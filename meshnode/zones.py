@@ -29,7 +29,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshnode.config import NodeConfig, ZoneSection
@@ -84,6 +84,7 @@ log = logging.getLogger(__name__)
 
 TRACKER_CAPACITY = 100_000
 MAX_STORED_OBJECT = 1 << 20
+OMITTABLE = frozenset({"memory", "intent"})
 STORED = frozenset({Disposition.EXECUTE, Disposition.STORE, Disposition.FALLBACK})
 
 
@@ -515,9 +516,24 @@ class Zones:
     # -- making agents -------------------------------------------------------------------
 
     def create_agent(
-        self, zone: str, verb: str, args: Mapping[str, Value], role: str, epoch: int
+        self,
+        zone: str,
+        verb: str,
+        args: Mapping[str, Value],
+        role: str,
+        epoch: int,
+        omit: tuple[str, ...] = (),
     ) -> bytes:
-        """A new FULL agent hosted by this node (its slope secret kept in the store)."""
+        """A new agent hosted by this node (its slope secret kept in the store).
+
+        ``omit`` names optional fields (``memory``, ``intent``) to leave out: a PARTIAL agent,
+        whose signed lineage lets it travel and fall back but never execute.
+        """
+        unknown = set(omit) - OMITTABLE
+        if unknown:
+            raise SchemaError(
+                f"cannot omit {sorted(unknown)}; only {sorted(OMITTABLE)}", path="omit"
+            )
         z = self.zone(zone)
         host = self._signing_host(zone)
         if host is None:
@@ -542,6 +558,10 @@ class Zones:
             ),
             lineage=None,
         )
+        if "memory" in omit:
+            body = replace(body, memory=None)
+        if "intent" in omit:
+            body = replace(body, intent=None)
         step = dah.genesis(
             body, host, HostSecrets(), epoch, random.SystemRandom(), dah.Origin(descriptor=desc.id)
         )

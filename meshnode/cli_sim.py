@@ -134,58 +134,117 @@ def show_config(scenario: Path, overrides: tuple[str, ...]) -> None:
 
 
 @sim_group.command("sweep")
-@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("sweep_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--workers", type=int, default=2, show_default=True, help="Runs at a time (CPUs for Ray)."
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["process", "ray"]),
+    default="process",
+    show_default=True,
+    help="A local process pool, or Ray tasks.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="Use the existing Ray cluster at ADDR (e.g. auto, ray://host:10001) instead of "
+    "starting a local one; its nodes need this project installed.",
+)
 @click.option(
     "--grid",
     "grid",
     multiple=True,
     metavar="KEY=V1,V2",
-    help="A scenario key and the values it takes, e.g. --grid topology.kind=line,random_regular",
+    help="Add an axis: a scenario key and its values, e.g. --grid topology.degree=4,8",
 )
-@click.option("--seeds", default="1", show_default=True, help="Seeds: A-B or A,B,C.")
+@click.option("--seeds", default=None, help="Seeds A-B or A,B,C (default: the file's, or 1).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Fixed override.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Parallel runs.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("sim-out/sweep"),
-    show_default=True,
-    help="Output folder (sweep.jsonl, sweep.md).",
+    default=None,
+    help="Output folder (default: sim-out/<sweep name>; sim-out/sweep for a scenario FILE).",
 )
+@click.option("--no-plots", is_flag=True, help="Skip sweep.png.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep_cmd(
-    scenario: Path,
-    grid: tuple[str, ...],
-    seeds: str,
-    overrides: tuple[str, ...],
+    sweep_file: Path,
     workers: int,
-    out: Path,
+    backend: str,
+    ray_address: str | None,
+    grid: tuple[str, ...],
+    seeds: str | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    no_plots: bool,
+    quiet: bool,
 ) -> None:
-    """Run SCENARIO over a grid of key values x seeds, in parallel processes."""
+    """Run a sweep: FILE is a sweep file (a [sweep] table with axes, seeds and rules over a base
+    scenario) or a scenario with --grid axes. Writes sweep.jsonl, sweep.csv, sweep.md,
+    timings.csv and sweep.png (metric against the x axis, seed spread)."""
     from sim import sweep
 
     try:
-        spec = sweep.SweepSpec(
-            str(scenario), sweep.parse_grid(grid), sweep.parse_seeds(seeds), overrides
+        if sweep.is_sweep_file(sweep_file):
+            base = sweep.load_sweep(sweep_file)
+        else:
+            base = sweep.SweepSpec.from_grid(str(sweep_file), (), (1,))
+        spec = base.with_changes(
+            seeds=sweep.parse_seeds(seeds) if seeds is not None else None,
+            overrides=overrides,
+            grid=sweep.parse_grid(grid),
         )
-        rows = sweep.run_sweep(spec, workers)
+        total = len(spec.cells())
+        show_bar = not quiet and err_console.is_terminal
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not show_bar,
+        ) as bar:
+            task = bar.add_task(f"{spec.name} ({backend})", total=total)
+            result = sweep.run_sweep(
+                spec,
+                workers,
+                backend=backend,
+                ray_address=ray_address,
+                progress=lambda done, _total: bar.update(task, completed=done),
+            )
     except ConfigError as exc:
         _fail(exc)
         return
-    sweep.write(rows, out)
-    table = Table(title=f"sweep of {scenario.name} ({len(rows)} runs)")
-    for col in ("seed", "overrides", "delivery", "p50 ms", "p99 ms", "dup/delivery"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            str(r["seed"]),
-            escape(" ".join(r["overrides"])),
-            f"{r['delivery_ratio']:.4f}",
-            str(r["latency_p50_ms"]),
-            str(r["latency_p99_ms"]),
-            str(r["duplicates_per_delivery"]),
-        )
+    folder = out if out is not None else Path("sim-out") / spec.name
+    files = sweep.write(spec, result, folder, plots=not no_plots)
+    axes = [a.name for a in spec.axes]
+    shown = [
+        "delivery_ratio",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "hops_mean",
+        "bytes_sent_per_node",
+    ]
+    table = Table(title=f"{spec.name}: {len(result.rows)} runs, seeds {list(spec.seeds)}")
+    for col in (*axes, "runs", "delivery", "p50 ms", "p99 ms", "hops", "bytes/node"):
+        table.add_column(col, justify="left" if col in axes else "right")
+    for labels, runs, figs in sweep.aggregate(result.rows, axes, shown):
+        cells = []
+        for m in shown:
+            f = figs[m]
+            txt = f"{f.mean:.4g}"
+            if f.lo != f.hi:
+                txt += f" [dim]({f.lo:.4g}-{f.hi:.4g})[/dim]"
+            cells.append(txt)
+        table.add_row(*(escape(x) for x in labels), str(runs), *cells)
     console.print(table)
-    console.print(f"rows: {escape(str(out / 'sweep.jsonl'))}")
+    walls = [h["wall_s"] for h in result.host]
+    console.print(f"runs took {sum(walls):.1f} s in all (longest {max(walls):.1f} s)")
+    for path in files:
+        console.print(f"wrote {escape(str(path))}")
 
 
 def register(main_group: click.Group) -> None:

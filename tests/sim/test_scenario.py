@@ -10,7 +10,9 @@ from protocols.errors import ConfigError
 from sim.scenario import load, schema_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))
+SCENARIOS = sorted(  # *-sweep.toml are sweep files (tests/sim/test_sweep.py loads those)
+    p for p in (ROOT / "scenarios").glob("*.toml") if not p.stem.endswith("-sweep")
+)
 
 BASE = """
 [run]

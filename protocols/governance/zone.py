@@ -10,7 +10,9 @@ were made under by id (sha256 of the canonical body).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import nacl.signing
@@ -35,6 +37,9 @@ from protocols.identity.recovery import RecoveryRule
 
 GLOBAL: Final = "global"
 LOCAL: Final = "local"
+PUBLISH_LEAD_EPOCHS: Final = 2
+"""DESIGN 5: an authority publishes a descriptor version at least 2 epochs before it
+activates, so every node holds it before any head can be made under it."""
 
 
 def _keys(value: Any, path: str, length: int = KEY_LEN) -> tuple[bytes, ...]:
@@ -315,6 +320,75 @@ class DescriptorSet:
 
     def latest(self) -> ZoneDescriptor | None:
         return self._by_version[self._activations[-1][1]] if self._activations else None
+
+
+# -- publishing a successor version (the authority's side) ---------------------------------
+
+
+class PublishProblem(enum.Enum):
+    """Why an authority must not publish a descriptor version."""
+
+    OTHER_ZONE = "other-zone"
+    NOT_NEXT_VERSION = "not-next-version"
+    NOT_LATER = "activation-not-later"
+    TOO_LATE = "too-late"
+
+
+class PublicationRefused(PolicyError):
+    """A descriptor version refused before signing, naming the problem."""
+
+    def __init__(self, problem: PublishProblem, message: str, *, path: str) -> None:
+        self.problem = problem
+        super().__init__(f"{problem.value}: {message}", path=path)
+
+
+def successor(prev: ZoneDescriptor, activation_epoch: int, **changes: Any) -> ZoneDescriptor:
+    """Version ``prev.version + 1`` activating at ``activation_epoch``, other fields kept
+    unless given in ``changes`` (validated like any descriptor)."""
+    return replace(prev, version=prev.version + 1, activation_epoch=activation_epoch, **changes)
+
+
+def check_publication(
+    known: Iterable[ZoneDescriptor],
+    new: ZoneDescriptor,
+    epoch: int,
+    lead: int = PUBLISH_LEAD_EPOCHS,
+) -> None:
+    """Refuse (PublicationRefused) to publish ``new`` at ``epoch`` after the ``known``
+    versions: it must be the next version of the same zone, activate after the latest, and
+    (for every successor of version 1) at least ``lead`` epochs after ``epoch``.
+
+    Version 1 has no lead: nothing governs the zone before it, so no node can have judged a
+    head under another version. Nodes cannot check the lead themselves (a version synced
+    late is legitimate), so this is the authority's rule, applied where it signs.
+    """
+    versions = sorted(known, key=lambda d: d.version)
+    latest = versions[-1] if versions else None
+    if latest is not None and new.zone != latest.zone:
+        raise PublicationRefused(
+            PublishProblem.OTHER_ZONE, f"zone {new.zone!r}, not {latest.zone!r}", path="zone"
+        )
+    want = latest.version + 1 if latest is not None else 1
+    if new.version != want:
+        raise PublicationRefused(
+            PublishProblem.NOT_NEXT_VERSION,
+            f"version {new.version}, next is {want}",
+            path="version",
+        )
+    if latest is not None and new.activation_epoch <= latest.activation_epoch:
+        raise PublicationRefused(
+            PublishProblem.NOT_LATER,
+            f"activation {new.activation_epoch} is not after version {latest.version}'s "
+            f"{latest.activation_epoch}",
+            path="activation_epoch",
+        )
+    if new.version > 1 and new.activation_epoch < epoch + lead:
+        raise PublicationRefused(
+            PublishProblem.TOO_LATE,
+            f"published at epoch {epoch}, activates at {new.activation_epoch}: needs at least "
+            f"{lead} epochs of lead (activation >= {epoch + lead})",
+            path="activation_epoch",
+        )
 
 
 def descriptor_from_signed_cbor(tree: Any) -> Signed:

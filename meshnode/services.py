@@ -23,6 +23,8 @@ import nacl.signing
 
 from meshnode.api import Handler
 from protocols.errors import MeshError
+from protocols.governance.signing import Authority
+from protocols.governance.zone import DescriptorSet
 from protocols.identity.host import HostRecord, LocalHost, decode_record
 
 if TYPE_CHECKING:
@@ -111,6 +113,24 @@ def load_trust(store: Store, config: NodeConfig) -> HostTrust:
     return base.with_records(records)
 
 
+def load_descriptors(store: Store, config: NodeConfig) -> dict[str, DescriptorSet]:
+    """Every stored descriptor version the zone authority signed, per configured zone.
+
+    Versions that fail verification are skipped: the store may hold what a peer sent.
+    """
+    out: dict[str, DescriptorSet] = {}
+    for zone in config.zones:
+        threshold = int(getattr(zone, "authority_threshold", 1))
+        descriptors = DescriptorSet(zone.id, Authority.of(list(zone.authority_keys), threshold))
+        for row in sorted(store.descriptors(zone.id), key=lambda r: r.version):
+            try:
+                descriptors.add_bytes(row.data)
+            except MeshError:
+                continue
+        out[zone.id] = descriptors
+    return out
+
+
 def local_signer(node: MeshNode, store: Store) -> nacl.signing.SigningKey | None:
     """This node's host signing key, or None when it has no host identity yet.
 
@@ -129,5 +149,6 @@ def local_signer(node: MeshNode, store: Store) -> nacl.signing.SigningKey | None
 def build_services(node: MeshNode) -> list[NodeService]:
     """The services a node runs, in start order."""
     from meshnode.svc_alias import AliasService
+    from meshnode.svc_quorum import QuorumService
 
-    return [AliasService(node)]
+    return [AliasService(node), QuorumService(node)]

@@ -29,8 +29,10 @@ from libp2p.peer.id import ID
 from nacl.signing import SigningKey
 
 from meshnode.keys import load_or_create_key
-from meshnode.store import HostRecordRow, Store
+from meshnode.store import DescriptorRow, HostRecordRow, Store
 from protocols import codec
+from protocols.governance.signing import Authority, Signed
+from protocols.governance.zone import QuorumParams, ZoneDescriptor
 from protocols.identity.host import HostGrant, HostRecord, LocalHost, new_host, sign_record
 
 REPO = Path(__file__).parents[2]
@@ -135,6 +137,8 @@ class Cluster:
     authority: SigningKey
     nodes: list[SvcNode] = field(default_factory=list)
     records: list[HostRecord] = field(default_factory=list)
+    descriptor: ZoneDescriptor | None = None
+    signed_descriptor: Signed | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -157,8 +161,13 @@ def make_cluster(
     links: Sequence[tuple[int, int]],
     zone: str = "alpha",
     seed: int = 7,
+    quorum: QuorumParams | None = None,
 ) -> Cluster:
-    """Write configs and stores for ``len(roles)`` nodes; ``links`` are (dialler, dialled)."""
+    """Write configs and stores for ``len(roles)`` nodes; ``links`` are (dialler, dialled).
+
+    With ``quorum``, a descriptor (version 1, active from epoch 0) lists the hosts granted
+    the ``validator`` role and is stored on every node.
+    """
     rng = random.Random(seed)
     authority = SigningKey(rng.randbytes(32))
     cluster = Cluster(root, zone, authority)
@@ -178,10 +187,26 @@ def make_cluster(
             roles=node.roles,
         )
         cluster.records.append(sign_record(node.host.key, node.host.ddh.genesis, grant, authority))
+    if quorum is not None:
+        authority_set = Authority.of([bytes(authority.verify_key)])
+        desc = ZoneDescriptor(
+            zone=zone,
+            version=1,
+            activation_epoch=0,
+            contracts=(),
+            validators=tuple(sorted(n.host.key for n in cluster.nodes if "validator" in n.roles)),
+            meta_authority=authority_set,
+            quorum=quorum,
+        )
+        cluster.descriptor, cluster.signed_descriptor = desc, desc.sign(authority)
     for i, node in enumerate(cluster.nodes):
         store = Store.open(node.data / "store.sqlite3")
         try:
             store.set_host_identity(node.host.seed, codec.encode(node.host.ddh.to_cbor()))
+            if cluster.descriptor is not None and cluster.signed_descriptor is not None:
+                v = cluster.descriptor
+                blob = cluster.signed_descriptor.encode()
+                store.put_descriptor(DescriptorRow(zone, v.version, v.activation_epoch, v.id, blob))
             for record in cluster.records:
                 store.put_host_record(
                     HostRecordRow(record.name, zone, record.host_key, 0, False, record.encode())

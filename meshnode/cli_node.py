@@ -168,26 +168,122 @@ def peers_cmd(api: str, as_json: bool) -> None:
 
 @click.command("publish")
 @_api_option
-@click.option("--topic", required=True, help="Plain topic to publish on.")
+@click.option("--topic", help="Plain topic to publish --data on.")
 @click.option(
     "--data",
     "data_path",
-    required=True,
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    help="File whose bytes are the message (at most 1 MiB).",
+    help="File whose bytes are the plain-topic message (at most 1 MiB).",
+)
+@click.option("--zone", help="Zone to publish the agent FILE in (admitted here first).")
+@click.argument(
+    "file", required=False, type=click.Path(path_type=Path, dir_okay=False, exists=True)
 )
 @_json_option
-def publish_cmd(api: str, topic: str, data_path: Path, as_json: bool) -> None:
-    """Publish a file's bytes on a plain topic through a running node."""
-    data = data_path.read_bytes()[: MAX_PUBLISH_BYTES + 1]
-    if len(data) > MAX_PUBLISH_BYTES:
-        raise click.ClickException(f"{data_path} is larger than {MAX_PUBLISH_BYTES} bytes")
+def publish_cmd(
+    api: str,
+    topic: str | None,
+    data_path: Path | None,
+    zone: str | None,
+    file: Path | None,
+    as_json: bool,
+) -> None:
+    """Publish through a running node: an agent with --zone Z FILE, or bytes with --topic T
+    --data FILE. A zone agent is admitted by the node first; exit 1 if it is not ACCEPTed."""
+    if zone is not None:
+        if file is None or topic is not None or data_path is not None:
+            raise click.UsageError("use --zone Z FILE (an agent file), without --topic/--data")
+        data = _read_capped(file)
+        query = urllib.parse.urlencode({"zone": zone})
+        status, result = _call_status(api, "POST", f"/publish?{query}", data)
+        _print_outcome(result, as_json)
+        if status != 200:
+            raise SystemExit(1)
+        return
+    if topic is None or data_path is None or file is not None:
+        raise click.UsageError("use --topic T --data FILE, or --zone Z FILE")
+    data = _read_capped(data_path)
     query = urllib.parse.urlencode({"topic": topic})
     result = _call(api, "POST", f"/publish?{query}", data)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     else:
         console.print(f"published {escape(result['msg_id'])} to {result['peers']} peers")
+
+
+def _read_capped(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        data = fh.read(MAX_PUBLISH_BYTES + 1)
+    if len(data) > MAX_PUBLISH_BYTES:
+        raise click.ClickException(f"{path} is larger than {MAX_PUBLISH_BYTES} bytes")
+    return data
+
+
+def _print_outcome(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    table = Table(title="admission", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key in ("zone", "content_id", "wire", "disposition", "code", "reason", "peers", "error"):
+        if key in result:
+            table.add_row(key, escape(str(result[key])))
+    console.print(table)
+
+
+def _call_status(api: str, method: str, path: str, body: bytes | None) -> tuple[int, Any]:
+    """Like :func:`_call`, but a 422 answer (a refused agent) is a result, not an error."""
+    url = _api_base(api) + path
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=API_TIMEOUT_S) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 422:
+            try:
+                return exc.code, json.loads(exc.read())
+            except ValueError:
+                pass
+        return 0, _call(api, method, path, body)  # re-raise as the usual one-line error
+
+
+@click.command("spawn")
+@_api_option
+@click.option("--zone", required=True, help="Zone the new agent starts in.")
+@click.option(
+    "--intent",
+    required=True,
+    metavar="VERB[:K=V,...]",
+    help="Intent verb and optional text arguments, e.g. note:text=hello.",
+)
+@click.option("--role", default="worker", show_default=True, help="Semantic role.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the agent here instead of publishing it.",
+)
+@_json_option
+def spawn_cmd(api: str, zone: str, intent: str, role: str, out: Path | None, as_json: bool) -> None:
+    """Create an agent hosted by the running node (its host signs the genesis) and publish
+    it, or with --out write it for `publish --zone` elsewhere."""
+    verb, _, rest = intent.partition(":")
+    args: dict[str, str] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"argument {part!r} is not KEY=VALUE", param_hint="--intent")
+        args[key] = value
+    body = json.dumps({"verb": verb, "args": args, "role": role}).encode()
+    query = urllib.parse.urlencode({"zone": zone, "publish": "0" if out else "1"})
+    status, result = _call_status(api, "POST", f"/agents/new?{query}", body)
+    if out is not None and status == 200:
+        out.write_bytes(base64.b64decode(result["agent_b64"]))
+        console.print(f"wrote {escape(str(out))} (agent {result['content_id'][:16]})")
+        return
+    _print_outcome(result, as_json)
+    if status != 200:
+        raise SystemExit(1)
 
 
 @click.command("messages")
@@ -212,17 +308,167 @@ def messages_cmd(api: str, topic: str, after: int, limit: int, as_json: bool) ->
     console.print(table)
 
 
+@click.command("agents")
+@_api_option
+@click.option("--zone", required=True, help="Zone to list.")
+@click.option("--limit", default=100, show_default=True, help="At most this many agents.")
+@_json_option
+def agents_cmd(api: str, zone: str, limit: int, as_json: bool) -> None:
+    """List agent states a running node accepted in a zone (newest first)."""
+    query = urllib.parse.urlencode({"zone": zone, "limit": limit})
+    rows = _call(api, "GET", f"/agents?{query}")["agents"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table(title=f"{len(rows)} agents in {escape(zone)}")
+    for col in ("content id", "slope (genesis)", "depth", "disposition", "epoch", "bytes"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["content_id"][:16],
+            r["genesis"][:16],
+            str(r["depth"]),
+            r["disposition"],
+            str(r["epoch"]),
+            str(r["bytes"]),
+        )
+    console.print(table)
+
+
+@click.command("quarantine")
+@_api_option
+@click.option("--zone", help="Only this zone.")
+@click.option("--limit", default=100, show_default=True, help="At most this many entries.")
+@_json_option
+def quarantine_cmd(api: str, zone: str | None, limit: int, as_json: bool) -> None:
+    """List agents a running node holds in quarantine (never executed)."""
+    params: dict[str, Any] = {"limit": limit}
+    if zone:
+        params["zone"] = zone
+    rows = _call(api, "GET", f"/quarantine?{urllib.parse.urlencode(params)}")["quarantine"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table(title=f"{len(rows)} quarantined agents")
+    for col in ("content id", "zone", "host", "expires (epoch)", "bytes"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["content_id"][:16],
+            escape(r["zone"]),
+            r["host_key"][:16],
+            str(r["expires_epoch"]),
+            str(r["bytes"]),
+        )
+    console.print(table)
+
+
+@click.command("executions")
+@_api_option
+@click.option("--zone", help="Only this zone.")
+@click.option("--limit", default=100, show_default=True, help="At most this many records.")
+@_json_option
+def executions_cmd(api: str, zone: str | None, limit: int, as_json: bool) -> None:
+    """List the intent handlers a running node ran as its agents' host."""
+    params: dict[str, Any] = {"limit": limit}
+    if zone:
+        params["zone"] = zone
+    rows = _call(api, "GET", f"/executions?{urllib.parse.urlencode(params)}")["executions"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table(title=f"{len(rows)} executions")
+    for col in ("executed state", "zone", "verb", "epoch", "new state", "output"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["content_id"][:16],
+            escape(r["zone"]),
+            escape(r["verb"]),
+            str(r["epoch"]),
+            r["result_id"][:16],
+            escape(json.dumps(r["output"], sort_keys=True)[:80]),
+        )
+    console.print(table)
+
+
+@click.command("zones")
+@_api_option
+@_json_option
+def zones_cmd(api: str, as_json: bool) -> None:
+    """Show the zones a running node joined: descriptors, hosts, mesh."""
+    rows = _call(api, "GET", "/zones")["zones"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table(title=f"{len(rows)} zones")
+    for col in ("zone", "descriptors", "active", "contracts", "hosts", "admitted", "mesh"):
+        table.add_column(col)
+    for z in rows:
+        table.add_row(
+            escape(z["zone"]),
+            ",".join(str(v) for v in z["descriptors"]) or "-",
+            str(z["active_descriptor"] if z["active_descriptor"] is not None else "-"),
+            str(z["contracts"]),
+            str(z["hosts"]),
+            "yes" if z["host_admitted"] else "NO",
+            str(z["mesh_peers"]),
+        )
+    console.print(table)
+
+
+@click.command("publish")
+@_api_option
+@click.option("--zone", help="Zone id (default: the zone the file is for).")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@_json_option
+def zone_publish_cmd(api: str, zone: str | None, file: Path, as_json: bool) -> None:
+    """Publish a zone file (descriptors, contracts, host records, revocations, overrides)
+    through a running node: it verifies and keeps them, then gossips them on the zone's
+    control topic."""
+    from protocols.governance.bundle import MAX_BUNDLE_BYTES, ZoneBundle
+
+    with file.open("rb") as fh:
+        data = fh.read(MAX_BUNDLE_BYTES + 1)
+    if len(data) > MAX_PUBLISH_BYTES:
+        raise click.ClickException(f"{file} is larger than {MAX_PUBLISH_BYTES} bytes")
+    try:
+        bundle = ZoneBundle.decode(data)
+    except MeshError as exc:
+        raise click.ClickException(f"{file} is not a zone file ({exc.describe()})") from None
+    zone_id = zone or bundle.zone
+    query = urllib.parse.urlencode({"zone": zone_id})
+    result = _call(api, "POST", f"/zone/publish?{query}", data)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    applied = ", ".join(f"{k}={v}" for k, v in sorted(result["applied"].items())) or "nothing new"
+    console.print(
+        f"zone {escape(zone_id)}: applied {escape(applied)}; "
+        f"published to {result.get('peers', 0)} peers"
+    )
+
+
 COMMANDS: tuple[click.Command, ...] = (
     run_cmd,
     config_group,
     status_cmd,
     peers_cmd,
     publish_cmd,
+    spawn_cmd,
     messages_cmd,
+    agents_cmd,
+    quarantine_cmd,
+    executions_cmd,
+    zones_cmd,
 )
 
 
 def register(main: click.Group) -> None:
-    """Add the node commands to the top-level ``meshnode`` group."""
+    """Add the node commands to the top-level ``meshnode`` group, and ``zone publish`` to
+    the governance ``zone`` group (which makes the files this command publishes)."""
+    from meshnode.cli_governance import zone as zone_group
+
     for command in COMMANDS:
         main.add_command(command)
+    zone_group.add_command(zone_publish_cmd)

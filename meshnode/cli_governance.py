@@ -1,4 +1,4 @@
-"""Governance commands: ``keygen``, ``zone new/show/admit-host/revoke-host/override``,
+"""Governance commands: ``keygen``, ``zone new/update/show/admit-host/revoke-host/override``,
 ``policy check``. ``register(main)`` adds them to the ``meshnode`` click group.
 
 A *zone file* (canonical CBOR) holds everything signed for one zone: descriptor versions,
@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +35,13 @@ from protocols.governance.signing import (
     public_key,
     signing_key,
 )
-from protocols.governance.zone import QuorumParams, ZoneDescriptor
+from protocols.governance.zone import (
+    PUBLISH_LEAD_EPOCHS,
+    QuorumParams,
+    ZoneDescriptor,
+    check_publication,
+    successor,
+)
 from protocols.identity.host import (
     HostGrant,
     sign_record,
@@ -44,6 +51,8 @@ from protocols.types import PolicyVerdict, ValidationStatus
 
 console = Console()
 KEY_KIND = "meshnode-ed25519-seed"
+EPOCH_S = 10
+"""DESIGN 5: epoch = floor(unix_time / EPOCH_S) (the same constant as the node's)."""
 MAX_ZONE_FILE = 4 * 1024 * 1024
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -212,6 +221,113 @@ def zone_new(
     click.echo(
         f"wrote {path}: zone {zone_id} descriptor {desc.id.hex()[:16]} "
         f"contract {contract.id.hex()[:16]} ({len(contract.rules)} rules)"
+    )
+
+
+@zone.command("update")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--key", "keys", required=True, multiple=True, type=KEY_OPTION, help="Authority key file(s)."
+)
+@click.option(
+    "--activation-epoch",
+    required=True,
+    type=click.IntRange(min=0),
+    help=f"When the new version governs; at least {PUBLISH_LEAD_EPOCHS} epochs from now.",
+)
+@click.option(
+    "--now-epoch",
+    type=click.IntRange(min=0),
+    help="The publication epoch (default: from the wall clock, unix time / 10).",
+)
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A further policy contract TOML to sign and make admissible.",
+)
+@click.option("--validator", "validators", multiple=True, help="Validator set (hex; replaces).")
+@click.option(
+    "--meta-key", "meta_keys", multiple=True, type=KEY_OPTION, help="New meta-authority key(s)."
+)
+@click.option("--quorum-mode", type=click.Choice(["global", "local"]))
+@click.option("--n", "n", type=click.IntRange(1, 64), help="Quorum n (default: unchanged).")
+@click.option("--k-min", type=click.IntRange(1, 64), help="Quorum k minimum (default: unchanged).")
+@click.option("--cross-zone", "cross", multiple=True, help="Cross-zone set (replaces).")
+@_user_errors
+def zone_update(
+    file: Path,
+    keys: tuple[Path, ...],
+    activation_epoch: int,
+    now_epoch: int | None,
+    policy: Path | None,
+    validators: tuple[str, ...],
+    meta_keys: tuple[Path, ...],
+    quorum_mode: str | None,
+    n: int | None,
+    k_min: int | None,
+    cross: tuple[str, ...],
+) -> None:
+    """Sign the next descriptor version of a zone file, activating at a later epoch.
+
+    Fields not given are kept from the latest version. Refused unless the new version
+    activates after the latest and at least two epochs after it is published (DESIGN 5).
+    """
+    bundle = load_zone(file)
+    signers = [read_key(k) for k in keys]
+    if not {public_key(k) for k in signers} <= set(bundle.authority.keys):
+        raise click.ClickException("a --key is not a key of the zone authority")
+    known = []
+    for signed in bundle.descriptors:
+        if not signed.authorised_by(bundle.authority):
+            raise click.ClickException(f"{file}: a descriptor is not signed by the zone authority")
+        known.append(ZoneDescriptor.from_cbor(signed.body))
+    if not known:
+        raise click.ClickException(f"{file} holds no descriptor (make one with `zone new`)")
+    latest = max(known, key=lambda d: d.version)
+    changes: dict[str, Any] = {}
+    contract = None
+    if policy is not None:
+        contract = contract_from_toml(policy.read_text())
+        if contract.zone != bundle.zone:
+            raise click.ClickException(
+                f"{policy}: contract is for zone {contract.zone!r}, not {bundle.zone!r}"
+            )
+        changes["contracts"] = tuple(sorted({*latest.contracts, contract.id}))
+    if validators:
+        changes["validators"] = tuple(sorted({_hex(v, "--validator") for v in validators}))
+    if meta_keys:
+        metas = [public_key(read_key(k)) for k in meta_keys]
+        changes["meta_authority"] = Authority.of(metas, len(metas))
+    if quorum_mode is not None or n is not None or k_min is not None:
+        q = latest.quorum
+        new_n = n if n is not None else q.n
+        changes["quorum"] = QuorumParams(
+            mode=quorum_mode or q.mode,
+            n=new_n,
+            k_min=k_min if k_min is not None else min(q.k_min, new_n),
+            rotation_epochs=q.rotation_epochs,
+            vote_timeout_epochs=q.vote_timeout_epochs,
+            health_ceiling=new_n,
+            local_min=min(q.local_min, new_n),
+        )
+    if cross:
+        changes["cross_zone"] = tuple(sorted(set(cross)))
+    desc = successor(latest, activation_epoch, **changes)
+    published = now_epoch if now_epoch is not None else int(time.time()) // EPOCH_S
+    check_publication(known, desc, published)
+    signed = desc.sign(*signers)
+    if not signed.authorised_by(bundle.authority):
+        raise click.ClickException(
+            f"needs {bundle.authority.threshold} authority keys, got {len(signers)}"
+        )
+    bundle.descriptors.append(signed)
+    if contract is not None and contract.id not in latest.contracts:
+        bundle.contracts.append(contract.sign(*signers))
+        bundle.policy_refs.append(make_policy_ref(bundle.zone, contract.id, signers[0]))
+    save_zone(file, bundle)
+    click.echo(
+        f"wrote {file}: zone {bundle.zone} descriptor v{desc.version} {desc.id.hex()[:16]} "
+        f"activates at epoch {activation_epoch} (published at epoch {published})"
     )
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from protocols.governance.bundle import ZoneBundle
 
@@ -226,3 +227,88 @@ def test_a_key_file_readable_by_others_is_refused(zone_dir: Path) -> None:
     assert done.returncode == 1
     assert "chmod 600" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# -- zone update: descriptor versions > 1 (in-process, for speed) ----------------------------
+
+
+def _run(*args: str) -> Result:
+    from meshnode.cli_governance import _standalone
+
+    return CliRunner().invoke(_standalone, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("auth.key", "meta.key", "meta2.key"):
+        assert _run("keygen", "--out", name).exit_code == 0
+    made = _run(
+        "zone", "new", "--id", "fleet", "--policy", str(POLICY), "--key", "auth.key",
+        "--meta-key", "meta.key", "--activation-epoch", "10", "--out", "fleet.cbor",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    return tmp_path
+
+
+def _versions(path: Path) -> list[tuple[int, int]]:
+    view = ZoneBundle.decode(path.read_bytes()).view(epoch=0)
+    return [(d.version, d.activation_epoch) for d in view.descriptors.versions()]
+
+
+def test_zone_update_signs_the_next_version_with_a_later_activation(fleet: Path) -> None:
+    other = fleet / "other.toml"
+    other.write_text(POLICY.read_text().replace('name = "fleet-basic"', 'name = "fleet-two"'))
+    done = _run(
+        "zone", "update", "fleet.cbor", "--key", "auth.key", "--activation-epoch", "40",
+        "--now-epoch", "38", "--policy", str(other), "--meta-key", "meta2.key",
+        "--n", "3", "--k-min", "2", "--validator", "ab" * 32,
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "descriptor v2" in done.output
+    assert "activates at epoch 40 (published at epoch 38)" in done.output
+    assert _versions(fleet / "fleet.cbor") == [(1, 10), (2, 40)]
+    view = ZoneBundle.decode((fleet / "fleet.cbor").read_bytes()).view(epoch=0)
+    v1, v2 = view.descriptors.versions()
+    assert view.descriptors.governing(39) == v1
+    assert view.descriptors.governing(40) == v2
+    assert len(v2.contracts) == 2
+    assert set(v1.contracts) < set(v2.contracts)
+    assert len(view.contracts) == 2
+    assert (v2.quorum.n, v2.quorum.k_min) == (3, 2)
+    assert v2.validators == (bytes.fromhex("ab" * 32),)
+    assert v2.meta_authority != v1.meta_authority
+    third = _run(
+        "zone", "update", "fleet.cbor", "--key", "auth.key",
+        "--activation-epoch", "60", "--now-epoch", "50",
+    )  # fmt: skip
+    assert third.exit_code == 0, third.output
+    assert _versions(fleet / "fleet.cbor") == [(1, 10), (2, 40), (3, 60)]
+    shown = _run("zone", "show", "fleet.cbor")
+    assert shown.exit_code == 0
+    assert "NO" not in shown.output
+
+
+def test_zone_update_refuses_a_version_published_too_late(fleet: Path) -> None:
+    before = (fleet / "fleet.cbor").read_bytes()
+    for activation, now, why in (
+        ("40", "39", "too-late"),
+        ("40", "45", "too-late"),
+        ("10", "0", "activation-not-later"),
+    ):
+        done = _run(
+            "zone", "update", "fleet.cbor", "--key", "auth.key",
+            "--activation-epoch", activation, "--now-epoch", now,
+        )  # fmt: skip
+        assert done.exit_code == 1, done.output
+        assert why in done.output
+        assert len(done.output.strip().splitlines()) == 1
+    assert (fleet / "fleet.cbor").read_bytes() == before
+    wrong_key = _run(
+        "zone", "update", "fleet.cbor", "--key", "meta.key",
+        "--activation-epoch", "90", "--now-epoch", "0",
+    )  # fmt: skip
+    assert wrong_key.exit_code == 1
+    assert "not a key of the zone authority" in wrong_key.output
+    assert (fleet / "fleet.cbor").read_bytes() == before
+    assert _run("zone", "update", "--help").exit_code == 0

@@ -27,7 +27,7 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 interop: $(JS_STAMP)
 
 run: $(STAMP)
-	$(BIN)/meshnode agent demo
+	$(BIN)/meshnode demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

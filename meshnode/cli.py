@@ -471,12 +471,13 @@ def agent_demo() -> None:
 
 def _register_command_groups() -> None:
     """Commands of the node, governance and simulator live in their own modules."""
-    from meshnode import cli_alias, cli_governance, cli_node, cli_sim
+    from meshnode import cli_alias, cli_demo, cli_governance, cli_node, cli_sim
 
     cli_node.register(main)
     cli_governance.register(main)
     cli_sim.register(main)
     cli_alias.register(main)
+    cli_demo.register(main)
 
 
 _register_command_groups()

@@ -15,6 +15,7 @@ Public API used by the node and the simulator (everything pure; epochs passed in
 - Overrides: ``Override``, ``OverrideTable``, ``Action`` (:mod:`.meta`).
 - Quarantine: ``QuarantineStore`` protocol, ``MemoryQuarantine`` (:mod:`.quarantine`).
 - Execution: ``execute``, ``HANDLERS``, ``ExecContext`` (:mod:`.execute`).
+- Eligibility from memory (remediation, grants, negative authority): :mod:`.eligibility`.
 - Also: ``migration``, ``xzone``, ``fallback``, ``delegation``, ``nest``, ``route``;
   ``world`` builds deterministic zones for tests, vectors, bench and the simulator.
 """

@@ -11,6 +11,9 @@ instances and epochs are passed in by the caller; nothing here reads a clock or 
   :class:`~.slope.SlopeTracker`, equivocation proofs, delayed validation.
 - :mod:`.reasons`: :class:`~.reasons.SlopeReason` and the :class:`~.reasons.SlopeRefusal` error.
 - :mod:`.recovery`: quorum recovery tokens and rotation forward links.
+- :mod:`.health`: the slope-health monitor (says when to rotate, and why) and rate-limited
+  rotation through :mod:`.recovery`'s forward links; :mod:`.drift`: predictive drift bands.
+- :mod:`.fid`: the isolated PKI fallback identity (session-scoped FID, closed fail).
 - :mod:`.pseudonym`: per-hop handles; :mod:`.twostage`: header-then-body stream check;
   :mod:`.cah`: content anchor hashes and their bands; :mod:`.hashing`: tagged BLAKE2b.
 """

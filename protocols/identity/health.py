@@ -116,6 +116,8 @@ class SlopeHealth:
     trust: int = TRUST_MAX
     flags: frozenset[RotateReason] = frozenset()
     notes: tuple[str, ...] = ()
+    depth: int = -1
+    """Lineage depth of the last step observed (-1: none beyond the anchor's head)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,20 +134,25 @@ class HealthReport:
         return bool(self.reasons)
 
 
-def track(anchor: bytes, anchor_epoch: int, head_epoch: int | None = None) -> SlopeHealth:
+def track(
+    anchor: bytes, anchor_epoch: int, head_epoch: int | None = None, head_depth: int = 0
+) -> SlopeHealth:
     """Start monitoring the slope with genesis DAH ``anchor`` (made at ``anchor_epoch``),
-    whose last trusted step is at ``head_epoch`` (default: the genesis)."""
+    whose last trusted step is at ``head_epoch`` and ``head_depth`` (default: the genesis)."""
     if anchor_epoch < 0:
         raise SchemaError("anchor epoch must be >= 0", path="health.anchor_epoch")
     last = anchor_epoch if head_epoch is None else head_epoch
     if last < anchor_epoch:
         raise SchemaError("head epoch before the anchor epoch", path="health.head_epoch")
-    return SlopeHealth(anchor=anchor, anchor_epoch=anchor_epoch, drift=drift_mod.start(last))
+    return SlopeHealth(
+        anchor=anchor, anchor_epoch=anchor_epoch, drift=drift_mod.start(last), depth=head_depth
+    )
 
 
 def track_lineage(line: Lineage) -> SlopeHealth:
     """Monitor a slope from a lineage the caller trusts (anchor = its genesis)."""
-    return track(line.genesis_dah, line.genesis_epoch, line.entries[-1].epoch)
+    head = line.entries[-1]
+    return track(line.genesis_dah, line.genesis_epoch, head.epoch, head.totals.depth)
 
 
 def _flag(health: SlopeHealth, reason: RotateReason, note: str) -> SlopeHealth:
@@ -157,7 +164,7 @@ def observe(
 ) -> tuple[SlopeHealth, HealthReport]:
     """Take one new (verified) step of the slope into account and report at its epoch."""
     result = drift_mod.observe(health.drift, entry.epoch, params.drift)
-    health = replace(health, drift=result.state)
+    health = replace(health, drift=result.state, depth=entry.totals.depth)
     if result.band is DriftBand.BREAK:
         health = _flag(
             health,
@@ -179,6 +186,28 @@ def observe(
     health = replace(health, entropy=(*health.entropy, *fresh)[-params.salt_memory :])
     report = assess(health, entry.epoch, params)
     return health, replace(report, band=result.band)
+
+
+_SEVERITY: Final = (DriftBand.NORMAL, DriftBand.REVALIDATE, DriftBand.BREAK)
+
+
+def observe_lineage(
+    health: SlopeHealth, line: Lineage, params: HealthParams = DEFAULT_HEALTH
+) -> tuple[SlopeHealth, HealthReport]:
+    """Observe every entry of ``line`` deeper than the last one observed (e.g. after a
+    ``SlopeTracker.accept``); the report carries the worst drift band among them."""
+    if line.genesis_dah != health.anchor:
+        raise SchemaError("health tracks another slope", path="health.anchor")
+    worst: DriftBand | None = None
+    for entry in line.entries:
+        if entry.totals.depth <= health.depth:
+            continue
+        health, report = observe(health, entry, params)
+        if report.band is not None and (
+            worst is None or _SEVERITY.index(report.band) > _SEVERITY.index(worst)
+        ):
+            worst = report.band
+    return health, replace(assess(health, health.drift.last_epoch, params), band=worst)
 
 
 def degrade_trust(health: SlopeHealth, score: int) -> SlopeHealth:
@@ -325,6 +354,7 @@ __all__ = [
     "follow_rotation",
     "from_check",
     "observe",
+    "observe_lineage",
     "rate_limit",
     "rotate",
     "track",

@@ -23,6 +23,7 @@ from protocols.identity.health import (
     follow_rotation,
     from_check,
     observe,
+    observe_lineage,
     rotate,
     track,
     track_lineage,
@@ -236,3 +237,25 @@ def test_reports_are_pure_and_elapsed_is_exact(gaps: list[int], later: int) -> N
     assert (RotateReason.ELAPSED in report.reasons) == (at > PARAMS.max_epochs)
     assert RotateReason.ENTROPY_REUSE not in report.reasons
     assert RotateReason.COMPROMISE in assess(compromised(health, "c"), at, PARAMS).reasons
+
+
+def test_observe_lineage_takes_only_the_new_steps(world: World) -> None:
+    agent = world.new(world.h1, epoch=1)
+    assert agent.lineage is not None
+    health = track_lineage(agent.lineage)
+    for e in (3, 5, 7):
+        agent, _ = world.step(agent, world.h1, e)
+    assert agent.lineage is not None
+    health, report = observe_lineage(health, agent.lineage, PARAMS)
+    assert (health.depth, health.drift.learnt, report.rotate) == (3, 3, False)
+    assert report.band is DriftBand.NORMAL
+    assert observe_lineage(health, agent.lineage, PARAMS)[0] == health  # nothing new
+    agent, _ = world.step(agent, world.h1, 9)
+    agent, _ = world.step(agent, world.h1, 60)
+    assert agent.lineage is not None
+    health, report = observe_lineage(health, agent.lineage, PARAMS)
+    assert health.depth == 5
+    assert report.band is DriftBand.BREAK
+    assert report.reasons == (RotateReason.DRIFT,)
+    with pytest.raises(SchemaError):
+        observe_lineage(track(b"\x01" * 32, 0), agent.lineage, PARAMS)

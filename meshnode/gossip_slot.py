@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import os
 import random
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class Delivery:
     msg_id: bytes
     data: bytes
     source: bytes  # publisher peer id bytes
+    received_ns: int = 0  # wall clock (unix ns) when the router delivered it
 
 
 class CountingTracer(Tracer):
@@ -230,7 +232,9 @@ class GossipSlot:
             return
         source = out.message.sender or bytes(self.local)
         try:
-            self.deliveries.send_nowait(Delivery(topic, out.msg_id, out.message.data, source))
+            self.deliveries.send_nowait(
+                Delivery(topic, out.msg_id, out.message.data, source, time.time_ns())
+            )
         except trio.WouldBlock:
             self.counters["deliveries_dropped"] += 1
 

@@ -281,7 +281,7 @@ class MeshNode:
     async def _store_deliveries(self) -> None:
         ring = self.config.pubsub.ring_size
         async for d in self._deliver_recv:
-            await self.db(self.store.append_message, d.topic, d.msg_id, d.data, ring)
+            await self.db(self.store.append_message, d.topic, d.msg_id, d.data, ring, d.received_ns)
             self.store_writes += 1
 
     # -- API handlers ----------------------------------------------------------------------
@@ -444,6 +444,7 @@ class MeshNode:
                     "msg_id": r.msg_id.hex(),
                     "data_b64": base64.b64encode(r.data).decode(),
                     "text": text,
+                    "received_ns": r.received_ns,
                 }
             )
         return json_response({"topic": topic, "messages": out})
@@ -627,6 +628,7 @@ class MeshNode:
                         "verdict": d.verdict,
                         "disposition": d.disposition,
                         "reason": d.reason,
+                        "at_ns": d.at_ns,
                     }
                     for i, d in rows
                 ]

@@ -165,6 +165,11 @@ MIGRATIONS: tuple[str, ...] = (
         data       BLOB NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 3: wall-clock times of decisions and plain-topic receipts (audit, latency figures)
+    """
+    ALTER TABLE decisions ADD COLUMN at_ns INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN received_ns INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -202,6 +207,7 @@ class DecisionRow:
     disposition: str
     reason: str
     data: bytes = b""
+    at_ns: int = 0  # wall clock (unix ns) when the node decided (schema 3)
 
 
 @dataclass(frozen=True)
@@ -284,6 +290,7 @@ class MessageRow:
     seq: int
     msg_id: bytes
     data: bytes
+    received_ns: int = 0  # wall clock (unix ns) when the router delivered it (schema 3)
 
 
 class Store:
@@ -396,9 +403,10 @@ class Store:
     @staticmethod
     def _put_decision(c: sqlite3.Connection, d: DecisionRow) -> int:
         cur = c.execute(
-            "INSERT INTO decisions (epoch, zone, subject, verdict, disposition, reason, data)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (d.epoch, d.zone, d.subject, d.verdict, d.disposition, d.reason, d.data),
+            "INSERT INTO decisions"
+            " (epoch, zone, subject, verdict, disposition, reason, data, at_ns)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (d.epoch, d.zone, d.subject, d.verdict, d.disposition, d.reason, d.data, d.at_ns),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -458,7 +466,7 @@ class Store:
 
     def decisions(self, limit: int = 100, after_id: int = 0) -> list[tuple[int, DecisionRow]]:
         rows = self._conn.execute(
-            "SELECT id, epoch, zone, subject, verdict, disposition, reason, data"
+            "SELECT id, epoch, zone, subject, verdict, disposition, reason, data, at_ns"
             " FROM decisions WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit),
         ).fetchall()
@@ -725,18 +733,24 @@ class Store:
 
     # -- plain-topic messages (bounded ring per topic) -------------------------------------
 
-    def append_message(self, topic: str, msg_id: bytes, data: bytes, ring_size: int) -> int:
+    def append_message(
+        self, topic: str, msg_id: bytes, data: bytes, ring_size: int, received_ns: int = 0
+    ) -> int:
         """Append to the topic's ring, dropping the oldest beyond ``ring_size``; returns seq."""
         with self._tx() as c:
             row = c.execute("SELECT max(seq) FROM messages WHERE topic = ?", (topic,)).fetchone()
             seq = (row[0] or 0) + 1
-            c.execute("INSERT INTO messages VALUES (?,?,?,?)", (topic, seq, msg_id, data))
+            c.execute(
+                "INSERT INTO messages (topic, seq, msg_id, data, received_ns) VALUES (?,?,?,?,?)",
+                (topic, seq, msg_id, data, received_ns),
+            )
             c.execute("DELETE FROM messages WHERE topic = ? AND seq <= ?", (topic, seq - ring_size))
             return seq
 
     def messages(self, topic: str, limit: int = 100, after_seq: int = 0) -> list[MessageRow]:
         rows = self._conn.execute(
-            "SELECT topic, seq, msg_id, data FROM messages WHERE topic = ? AND seq > ?"
+            "SELECT topic, seq, msg_id, data, received_ns FROM messages"
+            " WHERE topic = ? AND seq > ?"
             " ORDER BY seq LIMIT ?",
             (topic, after_seq, limit),
         ).fetchall()

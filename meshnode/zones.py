@@ -417,6 +417,7 @@ class Zones:
             disposition=d.disposition.value,
             reason=f"{d.code}: {d.reason}",
             data=codec.encode(d.audit.to_cbor()),
+            at_ns=time.time_ns(),
         )
         agent = d.agent
         if agent is None or agent.lineage is None or d.wire is not WireVerdict.ACCEPT:
@@ -464,7 +465,15 @@ class Zones:
             wire = WireVerdict.IGNORE if isinstance(exc, ZoneUnknown) else WireVerdict.REJECT
             self.decisions["control-refused"] += 1
             self.store.record_decision(
-                DecisionRow(epoch, item.zone, subject, wire.value, "DROP", exc.describe())
+                DecisionRow(
+                    epoch,
+                    item.zone,
+                    subject,
+                    wire.value,
+                    "DROP",
+                    exc.describe(),
+                    at_ns=time.time_ns(),
+                )
             )
             return Outcome(item.msg_id, wire, "control-refused", "DROP", subject, exc.describe())
         self.decisions["control-applied"] += 1

@@ -1,0 +1,76 @@
+"""Store schema 2 and 3: a version-1 file migrates in place with its rows kept; executions are
+recorded at most once with their slope secrets; a batch of admissions commits as one."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from meshnode.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    AdmissionWrite,
+    AgentRow,
+    DecisionRow,
+    ExecutionRow,
+    LineageRow,
+    QuarantineRow,
+    Store,
+)
+
+
+def test_version_1_file_migrates_and_keeps_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute(
+        "INSERT INTO agents VALUES (?,?,?,?,?,?,?)", (b"c", "z", b"g", b"h", "STORE", 5, b"d")
+    )
+    conn.execute("INSERT INTO messages VALUES ('t', 1, x'01', x'02')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = Store.open(path)
+    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.get_agent(b"c") == AgentRow(b"c", "z", b"g", b"h", "STORE", 5, b"d", 0)
+    (msg,) = store.messages("t")
+    assert (msg.data, msg.received_ns) == (b"\x02", 0)
+    assert store.executions() == []
+
+
+def test_execution_recorded_once_with_its_secrets(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.sqlite3")
+    store.put_slope_secret(b"old", b"g", 1, b"s-old")
+    row = ExecutionRow(b"c", "z", b"g", "note", 3, b"r", b"\xa0")
+    assert store.record_execution(row, (b"new", b"g", 3, b"s-new"), b"old")
+    assert store.slope_secret(b"old") is None
+    assert store.slope_secret(b"new") == b"s-new"
+    assert not store.record_execution(row, (b"other", b"g", 3, b"x"), b"new")
+    assert store.slope_secret(b"other") is None  # nothing of the refused repeat was written
+    assert store.slope_secret(b"new") == b"s-new"
+    assert store.executions("z") == [row]
+    assert store.executed(b"c")
+
+
+def test_batch_of_admissions_commits_together(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.sqlite3")
+    decision = DecisionRow(7, "z", b"c1", "ACCEPT", "EXECUTE", "permit-host: ok", at_ns=123)
+    writes = [
+        AdmissionWrite(
+            decision,
+            agent=AgentRow(b"c1", "z", b"g1", b"h1", "EXECUTE", 7, b"a", 2),
+            lineage=(LineageRow(b"e1", b"g1", 1, b"x"), LineageRow(b"e2", b"g1", 2, b"y")),
+        ),
+        AdmissionWrite(
+            DecisionRow(7, "z", b"c2", "ACCEPT", "QUARANTINE", "policy-quarantine: held"),
+            quarantine=QuarantineRow(b"c2", "z", b"host", 9, b"q"),
+        ),
+        AdmissionWrite(DecisionRow(7, "z", b"c3", "REJECT", "DROP", "bad-signature: x")),
+    ]
+    store.commit_admissions(writes)
+    assert [d.subject for _, d in store.decisions()] == [b"c1", b"c2", b"c3"]
+    assert store.decisions()[0][1].at_ns == 123
+    assert store.latest_state(b"g1") is not None
+    assert store.trusted_heads() == [(b"g1", b"e2", 2)]
+    assert store.quarantine_count("z", b"host") == 1
+    assert [r.content_id for r in store.unexecuted()] == [b"c1"]

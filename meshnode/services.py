@@ -149,6 +149,7 @@ def local_signer(node: MeshNode, store: Store) -> nacl.signing.SigningKey | None
 def build_services(node: MeshNode) -> list[NodeService]:
     """The services a node runs, in start order."""
     from meshnode.svc_alias import AliasService
+    from meshnode.svc_handoff import HandoffService
     from meshnode.svc_quorum import QuorumService
 
-    return [AliasService(node), QuorumService(node)]
+    return [AliasService(node), QuorumService(node), HandoffService(node)]

@@ -146,6 +146,7 @@ class MeshNode:
                 validator = self._zone_validator(kind, zone.id)
                 self.router.set_topic_config(topic, zone_topic_config(validator))
         self.admission_overflow = 0
+        self._nursery: trio.Nursery | None = None
         self.services: list[NodeService] = build_services(self)
         self.api = ControlApi(
             ApiParams(
@@ -171,6 +172,7 @@ class MeshNode:
             service.install()
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await nursery.start(self.bridge.run)
                 await nursery.start(self.router.run)
                 await nursery.start(self.mesh.run)
@@ -225,7 +227,13 @@ class MeshNode:
             for item, outcome in zip(batch, outcomes, strict=True):
                 if not item.local:
                     self.router.complete(outcome.msg_id, outcome.wire)
-                self._publish_follow_ups(outcome.follow_ups)
+            await self._run_executions()
+
+    async def _run_executions(self) -> None:
+        """Executions admitted so far, after their verdicts went out; publish the results."""
+        if self.zones.pending_executions:
+            follow_ups = await self.db(self.zones.run_executions, wall_epoch(time.time()))
+            self._publish_follow_ups(follow_ups)
 
     def _publish_follow_ups(self, follow_ups: tuple[tuple[str, bytes], ...]) -> None:
         for topic, data in follow_ups:
@@ -258,8 +266,12 @@ class MeshNode:
             msg_id, peers = self.router.publish(agents_topic(zone), envelope)
         except PublishError as exc:
             raise ApiError(409, exc.describe()) from None
-        self._publish_follow_ups(outcome.follow_ups)
+        self._nursery_soon(self._run_executions)
         return outcome, msg_id, peers
+
+    def _nursery_soon(self, fn: Callable[[], Any]) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -325,12 +337,19 @@ class MeshNode:
                 "connected_peers": len(self.mesh.connected_peers()),
                 "pubsub_peers": len(self.bridge.peers()),
                 "topics": list(self.config.pubsub.topics),
+                "mesh": {t: self.router.mesh_size(t) for t in self._joined_topics()},
                 "zones": [z.id for z in self.config.zones],
                 "store": {"schema_version": schema, **counts},
                 "router": type(self.router).__name__,
                 **(await self.db(self.zones.identity)),
             }
         )
+
+    def _joined_topics(self) -> list[str]:
+        topics = list(self.config.pubsub.topics)
+        for z in self.config.zones:
+            topics += [agents_topic(z.id), control_topic(z.id)]
+        return topics
 
     async def _peers(self, request: Request) -> Response:
         links = {p["peer_id"]: p for p in self.bridge.peer_info()}

@@ -189,6 +189,7 @@ class Zones:
         self.executor = Executor(store)
         self.host: LocalHost | None = None
         self.decisions: Counter[str] = Counter()
+        self.pending_executions: list[tuple[int, str, Agent, bytes]] = []
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -364,14 +365,17 @@ class Zones:
                 )
             )
         self.store.commit_admissions(writes)
-        for index, zone, agent, content_id in executes:
-            follow = self._execute(zone, agent, content_id, epoch)
-            if follow:
-                o = outcomes[index]
-                outcomes[index] = Outcome(
-                    o.msg_id, o.wire, o.code, o.disposition, o.content_id, o.reason, follow
-                )
+        self.pending_executions.extend(executes)
         return outcomes
+
+    def run_executions(self, epoch: int) -> tuple[tuple[str, bytes], ...]:
+        """Run the executions admitted since the last call (after their verdicts went out,
+        so a handler never delays the agent's own forwarding); returns what to publish."""
+        out: list[tuple[str, bytes]] = []
+        while self.pending_executions:
+            _, zone, agent, content_id = self.pending_executions.pop(0)
+            out.extend(self._execute(zone, agent, content_id, epoch))
+        return tuple(out)
 
     def _admit(
         self, z: ZoneState, data: bytes, epoch: int, quarantine: _BatchQuarantine
@@ -503,7 +507,7 @@ class Zones:
                 extra={"code": outcome.code, "reason": outcome.reason},
             )
             return ()
-        return ((agents_topic(zone), envelope), *outcome.follow_ups)
+        return ((agents_topic(zone), envelope),)
 
     def resume_executions(self, epoch: int) -> list[tuple[str, bytes]]:
         """Run EXECUTE states stored without an execution record (a crash came between)."""

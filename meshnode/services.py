@@ -151,5 +151,6 @@ def build_services(node: MeshNode) -> list[NodeService]:
     from meshnode.svc_alias import AliasService
     from meshnode.svc_handoff import HandoffService
     from meshnode.svc_quorum import QuorumService
+    from meshnode.svc_sync import SyncService
 
-    return [AliasService(node), QuorumService(node), HandoffService(node)]
+    return [AliasService(node), QuorumService(node), HandoffService(node), SyncService(node)]

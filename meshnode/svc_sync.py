@@ -1,0 +1,320 @@
+"""``/meshnode/sync/1.0.0``: zone objects on join and anti-entropy of agent heads.
+
+Why: gossip carries only what is published while a node listens (and briefly re-offers it
+in IHAVE), so a node that joins late or was cut off misses descriptors, host records and
+agent states. Sync is a pull, run with every connected peer on each new connection and every
+``interval_s``:
+
+- ``zone``: the peer's whole zone file (descriptors, contracts, policy references, host
+  records, revocations, overrides) rebuilt from its store; applied through the node's normal
+  control path, which verifies every signature against the zone authority in our config.
+- ``heads``: we send ``[genesis, depth]`` of the newest state we hold of every agent in the
+  zone; the peer answers the newest state of each agent where it holds a deeper one (or one
+  we lack), bounded in count and bytes. Each state goes through the node's admission
+  pipeline like a gossiped one (same verdicts, same durable commit), so sync can never
+  smuggle in what gossip would refuse.
+
+Each node pulls, so n nodes in a line converge in at most (diameter x interval).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from multiaddr import Multiaddr
+
+from meshnode.api import Handler, Request, Response, json_response
+from meshnode.services import current_epoch
+from meshnode.svc_wire import (
+    BAD_REQUEST,
+    NOT_SERVED,
+    ServeCounters,
+    ServiceError,
+    WireParams,
+    call,
+    field_bytes,
+    field_list,
+    field_text,
+    ok,
+    stream_handler,
+)
+from meshnode.zones import Queued
+from protocols import codec
+from protocols.agent.schema import MAX_AGENT_BYTES
+from protocols.errors import MeshError
+from protocols.governance.bundle import MAX_BUNDLE_BYTES, ZoneBundle
+from protocols.governance.pipeline import encode_envelope
+from protocols.types import WireVerdict
+
+if TYPE_CHECKING:
+    from meshnode.node import MeshNode
+
+log = logging.getLogger(__name__)
+
+PROTOCOL: Final = "/meshnode/sync/1.0.0"
+
+
+@dataclass(frozen=True)
+class SyncParams:
+    """Bounds and timing of anti-entropy."""
+
+    wire: WireParams = field(default_factory=lambda: WireParams(max_bytes=8 << 20, timeout_s=10.0))
+    interval_s: float = 2.0
+    min_gap_s: float = 0.2
+    max_heads: int = 8192
+    max_states: int = 64
+    max_answer_bytes: int = 6 << 20
+
+
+@dataclass
+class SyncCounters:
+    zone_pulls: int = 0
+    zone_objects_new: int = 0
+    head_pulls: int = 0
+    states_received: int = 0
+    states_accepted: int = 0
+    states_sent: int = 0
+    failures: int = 0
+
+
+class _Wake(INotifee):
+    """New connection: pull zone objects and heads from it soon (never blocks the swarm)."""
+
+    def __init__(self, service: SyncService) -> None:
+        self.service = service
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self.service.wake()
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        return None
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        return None
+
+
+def _queued(zone: str, agent: bytes) -> Queued:
+    """A zone message as if received, marked as arriving by sync when the node supports it.
+
+    ``AdmitInput.via_sync`` lets slope continuity rather than freshness decide; it reaches the
+    pipeline once ``Queued`` carries it (a ``via_sync`` field), and is left out until then.
+    """
+    envelope = encode_envelope(zone, agent)
+    extra: dict[str, Any] = {}
+    if "via_sync" in {f.name for f in dataclasses.fields(Queued)}:
+        extra["via_sync"] = True
+    return Queued("agents", zone, hashlib.sha256(envelope).digest(), envelope, True, **extra)
+
+
+class SyncService:
+    """Pulls zone files and newer agent states from connected peers; serves its own."""
+
+    name = "sync"
+
+    def __init__(self, node: MeshNode, params: SyncParams | None = None) -> None:
+        self.node = node
+        self.params = params or SyncParams()
+        self.counters = SyncCounters()
+        self.serve_counters = ServeCounters()
+        self._wake = trio.Event()
+        self._zone_synced: set[tuple[bytes, str]] = set()
+        self.last_round_s = 0.0
+
+    def install(self) -> None:
+        host = self.node.mesh.host
+        handler = stream_handler(self.name, self._handle, self.params.wire, self.serve_counters)
+        host.set_stream_handler(TProtocol(PROTOCOL), handler)
+        host.get_network().register_notifee(_Wake(self))
+
+    def routes(self) -> dict[tuple[str, str], Handler]:
+        return {("GET", "/sync/status"): self._api_status}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            with trio.move_on_after(self.params.interval_s):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            await trio.sleep(self.params.min_gap_s)
+            await self.sync_round()
+
+    async def sync_round(self) -> None:
+        """Pull from every connected peer, one zone at a time."""
+        started = time.monotonic()
+        connected = set(self.node.mesh.connected_peers())
+        self._zone_synced = {(p, z) for p, z in self._zone_synced if ID(p) in connected}
+        zones = sorted(self.node.zones.zones)
+        async with trio.open_nursery() as nursery:
+            for peer in sorted(connected, key=lambda p: p.to_bytes()):
+                if peer != self.node.mesh.peer_id:
+                    nursery.start_soon(self._sync_peer, peer, zones)
+        self.last_round_s = time.monotonic() - started
+
+    async def _sync_peer(self, peer: ID, zones: list[str]) -> None:
+        for zone in zones:
+            try:
+                if (peer.to_bytes(), zone) not in self._zone_synced:
+                    await self.pull_zone(peer, zone)
+                    self._zone_synced.add((peer.to_bytes(), zone))
+                await self.pull_heads(peer, zone)
+            except MeshError as exc:
+                self.counters.failures += 1
+                log.debug("sync failed", extra={"peer": peer.to_base58(), "error": str(exc)})
+                return
+
+    async def pull_zone(self, peer: ID, zone: str) -> int:
+        """Fetch and apply the peer's zone file; returns the number of new objects."""
+        answer = await call(
+            self.node.mesh.host, peer, (), PROTOCOL, {"t": "zone", "zone": zone}, self.params.wire
+        )
+        bundle = field_bytes(answer, "bundle", cap=MAX_BUNDLE_BYTES)
+        self.counters.zone_pulls += 1
+        try:
+            new = await self.node.db(self.node.zones.apply_control, zone, bundle, current_epoch())
+        except MeshError as exc:
+            log.info("peer's zone file refused", extra={"peer": peer.to_base58(), "e": str(exc)})
+            raise
+        added = sum(new.values())
+        self.counters.zone_objects_new += added
+        return added
+
+    async def pull_heads(self, peer: ID, zone: str) -> int:
+        """Send our heads, admit the newer states the peer returns; returns how many ACCEPTed."""
+        mine = await self.node.db(self._heads, zone)
+        heads = [[g, d] for g, d in sorted(mine.items())][: self.params.max_heads]
+        answer = await call(
+            self.node.mesh.host,
+            peer,
+            (),
+            PROTOCOL,
+            {"t": "heads", "zone": zone, "heads": heads},
+            self.params.wire,
+        )
+        self.counters.head_pulls += 1
+        states = field_list(answer, "states", self.params.max_states)
+        items = []
+        for i, state in enumerate(states):
+            if type(state) is not bytes or len(state) > MAX_AGENT_BYTES:
+                raise ServiceError(BAD_REQUEST, "expected agent bytes", path=f"states[{i}]")
+            items.append(_queued(zone, state))
+        if not items:
+            return 0
+        self.counters.states_received += len(items)
+        outcomes = await self.node.db(self.node.zones.process, items, current_epoch())
+        accepted = sum(1 for o in outcomes if o.wire is WireVerdict.ACCEPT)
+        self.counters.states_accepted += accepted
+        for outcome in outcomes:  # what admission made here (an execution's new state)
+            for topic, data in outcome.follow_ups:
+                try:
+                    self.node.router.publish(topic, data)
+                except MeshError as exc:
+                    log.warning("cannot publish a follow-up", extra={"error": exc.describe()})
+        log.info(
+            "sync admitted states",
+            extra={"zone": zone, "received": len(items), "accepted": accepted},
+        )
+        return accepted
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _heads(self, zone: str) -> dict[bytes, int]:
+        """genesis -> depth of the newest state held, for one zone (store thread)."""
+        out: dict[bytes, int] = {}
+        for row in self.node.store.agents(zone, self.params.max_heads * 4):
+            if row.depth > out.get(row.genesis, -1):
+                out[row.genesis] = row.depth
+        return out
+
+    def _newer_states(self, zone: str, theirs: dict[bytes, int]) -> list[bytes]:
+        """Newest states we hold that are deeper than the requester's (store thread)."""
+        out: list[bytes] = []
+        size = 0
+        for genesis, depth in sorted(self._heads(zone).items()):
+            if depth <= theirs.get(genesis, -1):
+                continue
+            row = self.node.store.latest_state(genesis)
+            if row is None or row.zone != zone:
+                continue
+            full = size + len(row.data) > self.params.max_answer_bytes
+            if len(out) >= self.params.max_states or full:
+                break
+            out.append(row.data)
+            size += len(row.data)
+        return out
+
+    def _bundle(self, zone: str) -> bytes:
+        """Everything signed we hold for the zone, as a zone file (store thread)."""
+        s = self.node.store
+        z = self.node.zones.zone(zone)
+
+        def dec(data: bytes) -> Any:
+            return codec.decode(data, max_bytes=MAX_BUNDLE_BYTES)
+
+        tree: dict[str, Any] = {
+            "zone": zone,
+            "authority": z.view.authority.to_cbor(),
+            "contracts": [dec(d) for d in s.contracts(zone)],
+            "overrides": [dec(d) for _, _, d in s.overrides(zone)],
+            "descriptors": [dec(r.data) for r in s.descriptors(zone)],
+            "policy_refs": [dec(d) for d in s.policy_refs(zone)],
+            "revocations": [],
+            "host_records": [],
+        }
+        for row in s.host_records(zone):
+            (tree["revocations"] if row.revoked else tree["host_records"]).append(dec(row.data))
+        return ZoneBundle.from_cbor(tree).encode()
+
+    async def _handle(self, peer: ID, request: dict[str, Any]) -> dict[str, Any]:
+        kind = field_text(request, "t", 16)
+        zone = field_text(request, "zone", 64)
+        if zone not in self.node.zones.zones:
+            raise ServiceError(NOT_SERVED, f"this node has not joined zone {zone!r}")
+        if kind == "zone":
+            return ok(bundle=await self.node.db(self._bundle, zone))
+        if kind == "heads":
+            theirs: dict[bytes, int] = {}
+            for i, item in enumerate(field_list(request, "heads", self.params.max_heads)):
+                if (
+                    type(item) is not list
+                    or len(item) != 2
+                    or type(item[0]) is not bytes
+                    or len(item[0]) != 32
+                    or type(item[1]) is not int
+                    or item[1] < 0
+                ):
+                    raise ServiceError(BAD_REQUEST, "expected [genesis, depth]", path=f"heads[{i}]")
+                theirs[item[0]] = item[1]
+            states = await self.node.db(self._newer_states, zone, theirs)
+            self.counters.states_sent += len(states)
+            return ok(states=states)
+        raise ServiceError(BAD_REQUEST, f"unknown request type {kind!r}", path="t")
+
+    async def _api_status(self, request: Request) -> Response:
+        return json_response(
+            {
+                "counters": dict(vars(self.counters)),
+                "served": dict(vars(self.serve_counters)),
+                "last_round_s": round(self.last_round_s, 4),
+            }
+        )

@@ -166,6 +166,8 @@ def _run(console: Console, pause: float, as_json: bool, keep: bool) -> tuple[dic
                 if pause:
                     time.sleep(pause * 2)
             mesh.stop()
+        if not as_json:
+            console.print()
         summary = scenario.summary()
         summary["workspace"] = str(root) if keep else None
     failed = any(s.status == FAILED for s in scenario.steps)

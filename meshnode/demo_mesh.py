@@ -44,6 +44,8 @@ import click
 TOPIC = "demo"
 NODE_NAMES = ("n0", "n1", "n2", "n3", "n4")
 ZONE_MEMBERS: dict[str, tuple[int, ...]] = {"alpha": (0, 1, 2, 3), "beta": (2, 3, 4)}
+CROSS_ZONE: dict[str, tuple[str, ...]] = {"beta": ("alpha",)}
+"""Zones whose agents may enter a zone (its descriptor's cross-zone list): alpha -> beta."""
 START_TIMEOUT_S = 45.0
 STOP_TIMEOUT_S = 10.0
 API_TIMEOUT_S = 5.0
@@ -387,7 +389,7 @@ class DemoAgent:
     """One agent the scenario published, with what should happen to it."""
 
     label: str
-    kind: str  # honest | quarantine | refused | partial
+    kind: str  # honest | quarantine | refused | partial | stored
     zone: str
     origin: str
     """The node it was handed to; for ``honest`` also its host (the one that executes)."""
@@ -432,19 +434,22 @@ def judge(agent: DemoAgent, members: Sequence[DemoNode], records: dict[str, Reco
     executed = [x for x, r in records.items() if cid in r.executions]
     held = [x for x in names if cid in records[x].quarantine]
     seen = [x for x, r in records.items() if cid in r.decisions or cid in r.agents]
-    where = ", ".join(executed) or "nowhere"
+    where = f"by {', '.join(executed)}" if executed else "nowhere"
     if agent.kind == "honest":
         result = records[agent.origin].executions.get(cid, "")
         carried = [x for x in names if result and result in records[x].agents]
         agent.ok = len(stored) == m and executed == [agent.origin] and len(carried) == m
         agent.observed = (
-            f"stored at {len(stored)}/{m}; executed by {where}; new state at {len(carried)}/{m}"
+            f"stored at {len(stored)}/{m}; executed {where}; new state at {len(carried)}/{m}"
         )
     elif agent.kind == "quarantine":
         agent.ok = len(held) == m and not executed and not stored
         agent.observed = (
             f"quarantined at {len(held)}/{m}; stored at {len(stored)}; executed {where}"
         )
+    elif agent.kind == "stored":
+        agent.ok = len(stored) == m
+        agent.observed = f"stored at {len(stored)}/{m}; executed {where}"
     elif agent.kind == "partial":
         agent.ok = len(stored) == m and not executed
         agent.observed = f"stored (fallback) at {len(stored)}/{m}; executed {where}"
@@ -584,19 +589,24 @@ class Scenario:
                 status = n.get("/status")
                 n.host_key = str(status["host_key"])
                 n.ddh_genesis = str(status["ddh"]["genesis"])
+            key = str(self.authority_key)
             for zone in ZONE_MEMBERS:
                 policy = workdir / f"{zone}-policy.toml"
                 policy.write_text(POLICY.format(zone=zone))
                 path = workdir / f"zone-{zone}.cbor"
-                key = str(self.authority_key)
                 new = ["zone", "new", "--id", zone, "--policy", str(policy), "--key", key]
-                governance([*new, "--out", str(path)])
-                for n in self.members(zone):
-                    admit = ["zone", "admit-host", str(path), "--key", key]
+                cross = [a for z in CROSS_ZONE.get(zone, ()) for a in ("--cross-zone", z)]
+                governance([*new, *cross, "--out", str(path)])
+                self.zone_files[zone] = path
+            for n in self.nodes:
+                if len(n.zones) == 1:
+                    (zone,) = n.zones
+                    admit = ["zone", "admit-host", str(self.zone_files[zone]), "--key", key]
                     host = ["--host-key", n.host_key, "--ddh", n.ddh_genesis, "--addr", n.addr()]
                     governance([*admit, *host])
-                self.zone_files[zone] = path
-            s.detail = "meshnode zone new + admit-host: " + ", ".join(
+                else:
+                    admit_multi_zone(self.authority_key, n, self.zone_files)
+            s.detail = "meshnode zone new, zone admit-host: " + ", ".join(
                 f"{z} ({', '.join(n.name for n in self.members(z))})" for z in self.zone_files
             )
 
@@ -632,6 +642,7 @@ class Scenario:
         with self.step("honest agents") as s:
             for node, zone, spec in (
                 (n[0], "alpha", {"verb": "note", "args": {"text": "hello"}, "role": "worker"}),
+                (n[2], "alpha", {"verb": "note", "args": {"text": "moving"}, "role": "worker"}),
                 (n[4], "beta", {"verb": "report", "args": {"fuel": 63}, "role": "scout"}),
             ):
                 status, answer = self.new_agent(node, zone, spec)
@@ -639,7 +650,7 @@ class Scenario:
                     raise DemoError(f"{node.name}: {answer.get('error')}")
                 self.agents.append(
                     DemoAgent(
-                        f"honest {spec['verb']}",
+                        f"honest {spec['verb']} ({node.name})",
                         "honest",
                         zone,
                         node.name,
@@ -649,7 +660,7 @@ class Scenario:
                     )
                 )
             s.detail = "; ".join(
-                f"{a.origin} {a.label.split()[-1]!r} in {a.zone}: {a.answer.get('disposition')}"
+                f"{a.origin} {a.label.split()[1]!r} in {a.zone}: {a.answer.get('disposition')}"
                 for a in self.agents
             )
         with self.step("quarantine-worthy") as s:
@@ -759,22 +770,47 @@ class Scenario:
                 s.detail = f"{good}/{len(self.agents)} agents as expected"
 
     def migrate(self) -> None:
+        """n2's agent moves from alpha to beta, to host n3 (both hosts are in both zones, as
+        the handoff needs): n2 seals it in alpha, n3 admits it into beta."""
+        old, new = self.nodes[2], self.nodes[3]
         with self.step("migration") as s:
-            honest = next((a for a in self.agents if a.origin == "n0"), None)
-            if honest is None:
-                raise DemoError("no honest alpha agent to migrate")
-            query = urllib.parse.urlencode(
-                {
-                    "zone": "alpha",
-                    "agent": honest.content_id,
-                    "to_zone": "beta",
-                    "to": self.nodes[4].peer_id,
-                }
-            )
-            status, answer = self.nodes[0].call("POST", f"/migrate?{query}")
+            moving = next((a for a in self.agents if a.label == "honest note (n2)"), None)
+            if moving is None or not moving.ok:
+                raise DemoError("n2's honest agent is not settled; nothing to migrate")
+            rows = old.get("/agents?zone=alpha&limit=10000")["agents"]
+            genesis = next(r["genesis"] for r in rows if r["content_id"] == moving.content_id)
+            body = {"zone": "alpha", "to_zone": "beta", "genesis": genesis, "to": new.host_key}
+            status, answer = old.call("POST", "/migrate", json.dumps(body).encode())
             if status != 200:
-                raise DemoError(f"n0: migrate: HTTP {status}: {answer.get('error')}")
-            s.detail = json.dumps(answer, sort_keys=True)[:200]
+                raise DemoError(f"n2: POST /migrate: HTTP {status}: {answer.get('error')}")
+            seal = DemoAgent(
+                "migration seal",
+                "stored",
+                "alpha",
+                "n2",
+                str(answer["seal"]["content_id"]),
+                "n2 seals it to n3: stored at every alpha member",
+                answer,
+            )
+            admitted = DemoAgent(
+                "migrated agent",
+                "honest",
+                "beta",
+                "n3",
+                str(answer["admission"]["content_id"]),
+                "n3 admits it into beta: every beta member; executed by n3 (new host) only",
+                answer,
+            )
+            self.agents += [seal, admitted]
+
+            def arrived() -> bool:
+                records = {n.name: Records.read(n) for n in self.nodes}
+                for a in (seal, admitted):
+                    judge(a, self.members(a.zone), records)
+                return bool(seal.ok and admitted.ok)
+
+            wait_for(arrived, 15, "the seal in alpha, the admission (executed) in beta", every=0.3)
+            s.detail = f"n2 -> n3, alpha -> beta: {seal.observed} / {admitted.observed}"
 
     def run(self) -> None:
         """Every step after :meth:`start`, in order; later steps need the earlier ones."""
@@ -795,7 +831,8 @@ class Scenario:
             return
         self.agents_step()
         self.settle()
-        self.migrate()
+        if self.steps[-1].status == OK:
+            self.migrate()
 
     # -- results --------------------------------------------------------------------------
 
@@ -851,6 +888,31 @@ def governance(args: list[str]) -> str:
     except click.ClickException as exc:
         raise DemoError(f"meshnode {' '.join(args[:2])}: {exc.format_message()}") from None
     return out.getvalue()
+
+
+def admit_multi_zone(authority_key: Path, node: DemoNode, zone_files: dict[str, Path]) -> None:
+    """One host record admitting ``node`` to all its zones, added to each zone's file.
+
+    ``meshnode zone admit-host`` signs a record for the file's one zone. A host that carries
+    an agent from one zone into another needs one record valid in both: the seal it signs in
+    the source zone names its record, and members of the destination zone that are not in
+    the source zone must know that record to verify the migrated agent's lineage.
+    """
+    from meshnode.cli_governance import load_zone, read_key, save_zone
+    from protocols.identity.host import HostGrant, sign_record
+
+    try:
+        signer = read_key(authority_key)
+        grant = HostGrant(addrs=(node.addr(),), zones=node.zones)
+        record = sign_record(
+            bytes.fromhex(node.host_key), bytes.fromhex(node.ddh_genesis), grant, signer
+        )
+        for zone in node.zones:
+            bundle = load_zone(zone_files[zone])
+            bundle.host_records.append(record)
+            save_zone(zone_files[zone], bundle)
+    except (OSError, ValueError) as exc:
+        raise DemoError(f"cannot admit {node.name}: {exc}") from exc
 
 
 def forge(agent_bytes: bytes) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -95,6 +96,12 @@ def run_cmd(
         click.echo(dig)
         return
     r = result.data["results"]
+    if "workload" in result.data:
+        _print_workload(result.data["workload"], f"{sc.run.name} (seed {sim.seed}, {sim.n} nodes)")
+        console.print(f"wall (s): {result.host['wall_s']}")
+        console.print(f"report: {escape(str(folder / 'report.md'))}")
+        console.print(f"digest: {dig}")
+        return
     table = Table(title=f"{sc.run.name} (seed {sim.seed}, {sim.n} nodes)")
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -116,6 +123,21 @@ def run_cmd(
     console.print(table)
     console.print(f"report: {escape(str(folder / 'report.md'))}")
     console.print(f"digest: {dig}")
+
+
+def _print_workload(w: dict[str, Any], title: str) -> None:
+    """The headline table: each figure for the mesh and for the central baseline."""
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("mesh", justify="right")
+    table.add_column("central baseline", justify="right")
+    for fig, ours, base in w["headline"]:
+        table.add_row(escape(str(fig)), _fmt(ours), _fmt(base))
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else escape(str(value))
 
 
 @sim_group.command("show-config")

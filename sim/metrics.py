@@ -62,6 +62,8 @@ class Metrics:
         self.verdicts: dict[bytes, int] = {}
         """Content key -> bitmask of the verdicts honest nodes reached."""
         self.rpcs_dropped_link = 0
+        self.publish_copies = 0
+        """Message copies sent inside RPCs (all topics): gossip's share of messages per task."""
         self.events = 0
         self.crashes = 0
         self.restarts = 0

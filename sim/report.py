@@ -134,7 +134,73 @@ def tables_markdown(result: RunResult) -> str:
     if len(r["per_message"]) > 50:
         lines.append(f"\n({len(r['per_message']) - 50} more in summary.json)")
     lines.append("")
+    if "workload" in d:
+        lines += workload_markdown(d["workload"])
     return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (dict, list)):
+        return canonical(value)
+    return str(value)
+
+
+def workload_markdown(w: dict[str, Any]) -> list[str]:
+    """The workload's comparison with its central baseline, invariants and figures."""
+    lines = [
+        "## Mesh vs central baseline",
+        "",
+        "| figure | mesh (ours) | central baseline |",
+        "|---|---|---|",
+    ]
+    for fig, ours, base in w["headline"]:
+        lines.append(_row([fig, _cell(ours), _cell(base)]))
+    lat = w.get("latency_ms", {})
+    if lat:
+        lines += [
+            "",
+            "## Claim latency (ms, task appears -> claimant holds it)",
+            "",
+            "| system | count | p50 | p90 | p99 | max |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, q in lat.items():
+            lines.append(_row([name, q["count"], q["p50"], q["p90"], q["p99"], q["max"]]))
+    for section in ("windows",):
+        rows = w.get(section, {})
+        if rows:
+            lines += [
+                "",
+                "## Windows (tasks created in the window, done by its end)",
+                "",
+                "| window | tasks | mesh done | mesh share | baseline done | baseline share |",
+                "|---|---|---|---|---|---|",
+            ]
+            for name, r in rows.items():
+                lines.append(
+                    _row(
+                        [
+                            name,
+                            r["tasks"],
+                            r["ours_done"],
+                            _cell(r["ours_share"]),
+                            _cell(r.get("baseline_done")),
+                            _cell(r.get("baseline_share")),
+                        ]
+                    )
+                )
+    skip = {"headline", "latency_ms", "latency_cdf_ms", "windows", "marks", "kind", "plot"}
+    for section, body in w.items():
+        if section in skip or not isinstance(body, dict) or not body:
+            continue
+        lines += ["", f"## {section.replace('_', ' ').capitalize()}", "", "| key | value |"]
+        lines.append("|---|---|")
+        for key, value in body.items():
+            lines.append(_row([key, _cell(value)]))
+    lines.append("")
+    return lines
 
 
 def digest(result: RunResult) -> str:
@@ -201,6 +267,9 @@ def _plots(result: RunResult, out: Path) -> list[tuple[str, str]]:
         plt.close(fig)
         made.append(("Attackers in the victims' meshes", "victim_mesh.png"))
 
+    if "workload" in result.data:
+        made += _workload_plots(result, out)
+
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(t, [x["mesh_degree_mean"] for x in tl], label="mean")
     ax.plot(t, [x["mesh_degree_min"] for x in tl], label="min")
@@ -212,6 +281,65 @@ def _plots(result: RunResult, out: Path) -> list[tuple[str, str]]:
     fig.savefig(out / "mesh_degree.png", dpi=100)
     plt.close(fig)
     made.append(("Mesh degree", "mesh_degree.png"))
+    return made
+
+
+def _workload_plots(result: RunResult, out: Path) -> list[tuple[str, str]]:
+    """Mesh vs baseline over time (with the scenario's windows shaded), claim latency CDF
+    and every node's admission decisions by outcome code."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    w = result.data["workload"]
+    tl = result.timeline
+    t = [x["t_s"] for x in tl]
+    made: list[tuple[str, str]] = []
+    plot = w.get("plot", {})
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for label, key in plot.get("series", []):
+        if tl and key in tl[-1]:
+            ax.plot(t, [_num(x.get(key)) for x in tl], label=label)
+    for k, (label, lo, hi) in enumerate(w.get("marks", [])):
+        ax.axvspan(lo, hi, alpha=0.12, color=f"C{k + 3}", label=label)
+    ax.set_xlabel("virtual time (s)")
+    ax.set_ylabel(plot.get("ylabel", "tasks"))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    name = plot.get("file", "completion.png")
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+    made.append((plot.get("title", "Mesh vs central baseline"), name))
+
+    cdf = w.get("latency_cdf_ms", {})
+    if any(cdf.values()):
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for label, xs in cdf.items():
+            if xs:
+                ax.plot(xs, [q / 100 for q in range(1, 101)], label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("claim latency (ms, log scale)")
+        ax.set_ylabel("fraction of tasks")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out / "claim_latency_cdf.png", dpi=100)
+        plt.close(fig)
+        made.append(("Claim latency CDF, mesh vs baseline", "claim_latency_cdf.png"))
+
+    codes = w.get("decisions", {})
+    if codes:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        names = list(codes)
+        ax.barh(names, [codes[c] for c in names])
+        ax.set_xscale("log")
+        ax.set_xlabel("admission decisions (all nodes, log scale)")
+        fig.tight_layout()
+        fig.savefig(out / "verdicts.png", dpi=100)
+        plt.close(fig)
+        made.append(("Admission decisions by outcome code", "verdicts.png"))
     return made
 
 

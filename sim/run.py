@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocols.gossip.events import (
     Deliver,
@@ -47,6 +47,9 @@ from sim.network import LinkChange, LinkModel, Mobility, Network
 from sim.scenario import EventSpec, Scenario, apply_override
 from sim.simnode import NodeContext, SimNode, ZoneMember, gossip_params, rpc_size
 from sim.topology import Topology, build, describe
+
+if TYPE_CHECKING:
+    from sim.workloads import Workload
 
 US = 1_000_000
 ProgressFn = Callable[[int, int], None]
@@ -101,12 +104,22 @@ class Simulation:
         self.index_of: dict[PeerId, int] = {}
         self.metrics = Metrics(self.n, self.index_of, self.is_target)
         self.tracer = SimTracer(self.metrics)
+        self.workload: Workload | None = None
+        if scenario.workload.kind != "none":
+            from sim.workloads import make_workload  # the workloads import this module
+
+            self.workload = make_workload(self)
+        member: Callable[[int], ZoneMember | None] | None = None
+        if self.world is not None:
+            member = self._member
+        if self.workload is not None:
+            member = self.workload.member
         self.ctx = NodeContext(
             gossip_params(scenario.gossip),
             SignatureCache(1 << 16),
             self.tracer,
             self.seed,
-            self._member if self.world is not None else None,
+            member,
         )
         with quiet_gc():
             self.nodes = [SimNode(self.ctx, i, group_of[i]) for i in range(self.n)]
@@ -115,11 +128,13 @@ class Simulation:
             self.index_of[pid] = i
         self.heartbeat_us = round(scenario.gossip.heartbeat_interval_ms * 1000)
         self.link_specs = {lc.name: lc for lc in scenario.link_classes}
-        self.mobility = (
+        self.mobility: Mobility | None = (
             Mobility(scenario.mobility, self.topology.xy, self.seed)
             if scenario.mobility.model != "none" and self.topology.xy is not None
             else None
         )
+        if self.workload is not None:
+            self.workload.built()
         self.watched: list[int] = []
         self.timeline: list[dict[str, Any]] = []
         self.publish_count = 0
@@ -178,6 +193,8 @@ class Simulation:
             if t is SendRpc:
                 self.send(i, index_of[o.peer], o.rpc, sizes)  # type: ignore[union-attr]
             elif t is Deliver:
+                if self.workload is not None:
+                    self.workload.on_deliver(i, o.message)  # type: ignore[union-attr]
                 beh = self.behaviours[self.nodes[i].group]
                 if type(beh) is not behaviours.Behaviour:
                     beh.on_deliver(self, i, o.message)  # type: ignore[union-attr]
@@ -205,6 +222,8 @@ class Simulation:
         m = self.metrics
         m.bytes_sent[i] += size
         m.rpcs_sent[i] += 1
+        if rpc.publish:
+            m.publish_copies += len(rpc.publish)
         net = self.network
         if j not in net.conn[i]:
             m.rpcs_dropped_link += 1
@@ -277,7 +296,8 @@ class Simulation:
         self.metrics.restarts += 1
         self.nodes[i].restart(self.ctx)
         changes = self.network.restart(i)
-        self.call_router(i, Join(self.topic))
+        for topic in self.topics_of(i):
+            self.call_router(i, Join(topic))
         self._start_heartbeat(i)
         self.apply_changes(changes, restarted=i)
 
@@ -286,6 +306,12 @@ class Simulation:
         self.restart(i)
         self.metrics.restarts -= 1
         self.metrics.joins += 1
+
+    def topics_of(self, i: int) -> list[TopicId]:
+        """Topics node ``i`` joins (a workload gives each node its zone's)."""
+        if self.workload is not None:
+            return self.workload.topics_of(i)
+        return [self.topic]
 
     def _start_heartbeat(self, i: int) -> None:
         offset = self.heartbeat_us
@@ -440,6 +466,8 @@ class Simulation:
             "link_changes": m.link_changes,
             "events": self.engine.executed,
         }
+        if self.workload is not None:
+            self.workload.sample(line)
         if self.watched:
             line["watched_delivery_ratio"] = self._watched_ratio()
             line["watched_mesh_attacker_share"] = self._watched_mesh_share()
@@ -511,7 +539,8 @@ class Simulation:
         t0 = time.perf_counter()
         eng = self.engine
         for i in range(self.n):
-            self.call_router(i, Join(self.topic))
+            for topic in self.topics_of(i):
+                self.call_router(i, Join(topic))
         late: list[int] = []
         for gi, group in enumerate(self.scenario.groups):
             if group.join_s > 0:
@@ -537,6 +566,8 @@ class Simulation:
             step = round(self.scenario.mobility.recompute_interval_s * US)
             eng.at(step, self._mobility_step, step)
         self._schedule_events()
+        if self.workload is not None:
+            self.workload.start()
         setup_done = time.perf_counter()
         slice_us = max(self.end_us // 200, 1000)
         now = 0
@@ -590,6 +621,8 @@ class Simulation:
             "zone": self.scenario.zone.name,
             "signature_cache_hits": self.ctx.sig_cache.hits,
         }
+        if self.workload is not None:
+            data["workload"] = self.workload.result()
         wall = time.perf_counter() - t0
         rss = peak_rss_bytes()
         host = {

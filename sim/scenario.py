@@ -44,6 +44,7 @@ BEHAVIOURS = (
 )
 EVENT_KINDS = ("publish", "partition", "heal", "outage", "churn", "override", "descriptor")
 MOBILITY_MODELS = ("none", "random_waypoint")
+WORKLOAD_KINDS = ("none", "fleet", "disaster", "multiregion")
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +314,83 @@ MOBILITY_KEYS: Final = (
     _k("recompute_interval_s", float, 1.0, "seconds between link recomputations", lo=0.001),
 )
 
+WORKLOAD_KEYS: Final = (
+    _k(
+        "kind",
+        str,
+        "none",
+        "coordination workload run on top of the gossip layer, with its central baseline on"
+        " the same network (none: gossip only)",
+        choices=WORKLOAD_KINDS,
+    ),
+    _k("zones", int, 10, "fleet: area zones; disaster: agencies; multiregion: regions", lo=1),
+    _k(
+        "tasks",
+        int,
+        2000,
+        "tasks (fleet), sectors to search (disaster) or jobs (multiregion)",
+        lo=0,
+    ),
+    _k("tasks_start_s", float, 10.0, "seconds; tasks appear uniformly from here", lo=0.0),
+    _k("tasks_end_s", float, 600.0, "seconds; ... to here", lo=0.0),
+    _k("validators", int, 5, "validator units per zone (quorum voters)", lo=1),
+    _k("quorum_n", int, 5, "validators per scope (n); k = max(ceil(2n/3), k_min)", lo=1),
+    _k("quorum_k_min", int, 4, "minimum k of a certificate", lo=1),
+    _k("quorum_mode", str, "global", "claim quorum mode", choices=("global", "local")),
+    _k("epoch_s", float, 10.0, "seconds per protocol epoch (EPOCH_S)", lo=0.001),
+    _k("epoch0", int, 1000, "protocol epoch at virtual time 0", lo=2),
+    _k(
+        "vote_retry_s",
+        float,
+        2.0,
+        "seconds; a proposer re-asks validators that did not answer",
+        lo=0.001,
+    ),
+    _k(
+        "outage_start_s",
+        float,
+        -1.0,
+        "seconds; publisher/primary coordinator goes down (-1 = never)",
+    ),
+    _k("outage_end_s", float, -1.0, "seconds; ... and comes back"),
+    _k(
+        "descriptor_publish_s",
+        float,
+        -1.0,
+        "fleet: seconds; the publisher sends descriptor version 2 on the control topic (-1 = none)",
+    ),
+    _k("descriptor_active_s", float, -1.0, "fleet: seconds; version 2 activates (epoch E)"),
+    _k("forgeries", int, 0, "claims with a forged DAH successor or forged certificate", lo=0),
+    _k("replays", int, 0, "claims carrying another task's certificate, or replayed stale", lo=0),
+    _k("attack_start_s", float, 30.0, "seconds; forged/replayed claims are injected from here"),
+    _k("attack_end_s", float, 550.0, "seconds; ... to here"),
+    _k("partition_zone", int, -1, "zone cut off as a sub-fleet (-1 = none)"),
+    _k("partition_start_s", float, -1.0, "seconds; the sub-fleet is cut off"),
+    _k("partition_end_s", float, -1.0, "seconds; ... and rejoins"),
+    _k("baseline", bool, True, "also run the central-coordinator baseline on the same network"),
+    _k("failover_s", float, 30.0, "baseline: seconds until the standby takes over", lo=0.0),
+    _k("request_timeout_s", float, 2.0, "baseline: client timeout per attempt", lo=0.001),
+    _k("retry_max_s", float, 16.0, "baseline: cap of the exponential retry backoff", lo=0.001),
+    _k("service_ms", float, 2.0, "baseline: coordinator processing time per request", lo=0.0),
+    _k("exec_s", float, 5.0, "seconds a task runs once its claimant holds it", lo=0.0),
+    _k(
+        "misplacements",
+        int,
+        0,
+        "multiregion: jobs whose first handoff goes to a forbidden region (a placement fault"
+        " injected into both schedulers)",
+        lo=0,
+    ),
+    _k("fail_zone", int, -1, "multiregion: region (cluster) that fails (-1 = none)"),
+    _k("fail_s", float, -1.0, "multiregion: seconds; the region fails"),
+    _k("heal_s", float, -1.0, "disaster: seconds; the partitions heal"),
+    _k("split_s", float, 0.0, "disaster: seconds; command node cut and the partitions form (t0)"),
+    _k(
+        "override_s", float, -1.0, "disaster: seconds; the safety override is issued (-1 = at heal)"
+    ),
+    _k("recover_s", float, -1.0, "disaster: seconds; one device loses its memory and recovers"),
+)
+
 SECTIONS: Final[Mapping[str, tuple[Key, ...]]] = {
     "run": RUN_KEYS,
     "topology": TOPOLOGY_KEYS,
@@ -320,6 +398,7 @@ SECTIONS: Final[Mapping[str, tuple[Key, ...]]] = {
     "zone": ZONE_KEYS,
     "network": NETWORK_KEYS,
     "mobility": MOBILITY_KEYS,
+    "workload": WORKLOAD_KEYS,
 }
 ARRAYS: Final[Mapping[str, tuple[Key, ...]]] = {
     "link_class": LINK_CLASS_KEYS,
@@ -445,6 +524,46 @@ class MobilitySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkloadSpec:
+    kind: str
+    zones: int
+    tasks: int
+    tasks_start_s: float
+    tasks_end_s: float
+    validators: int
+    quorum_n: int
+    quorum_k_min: int
+    quorum_mode: str
+    epoch_s: float
+    epoch0: int
+    vote_retry_s: float
+    outage_start_s: float
+    outage_end_s: float
+    descriptor_publish_s: float
+    descriptor_active_s: float
+    forgeries: int
+    replays: int
+    attack_start_s: float
+    attack_end_s: float
+    partition_zone: int
+    partition_start_s: float
+    partition_end_s: float
+    baseline: bool
+    failover_s: float
+    request_timeout_s: float
+    retry_max_s: float
+    service_ms: float
+    exec_s: float
+    misplacements: int
+    fail_zone: int
+    fail_s: float
+    heal_s: float
+    split_s: float
+    override_s: float
+    recover_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A fully resolved, validated scenario; ``source`` is the file it came from."""
 
@@ -454,6 +573,7 @@ class Scenario:
     zone: ZoneSpec
     network: NetworkSpec
     mobility: MobilitySpec
+    workload: WorkloadSpec
     link_classes: tuple[LinkClassSpec, ...]
     groups: tuple[GroupSpec, ...]
     events: tuple[EventSpec, ...]
@@ -597,6 +717,7 @@ def from_dict(doc: Mapping[str, Any], file: str = "<scenario>") -> Scenario:
         zone=ZoneSpec(**sec["zone"]),
         network=NetworkSpec(**sec["network"]),
         mobility=MobilitySpec(**sec["mobility"]),
+        workload=WorkloadSpec(**sec["workload"]),
         link_classes=tuple(LinkClassSpec(**c) for c in classes),
         groups=tuple(GroupSpec(**g) for g in groups),
         events=tuple(EventSpec(**e) for e in events),
@@ -653,6 +774,20 @@ def _check(ctx: _Ctx, s: Scenario) -> None:
         raise ctx.err("mobility.model", "mobility needs topology.kind = random_geometric")
     if m.speed_max_mps < m.speed_min_mps:
         raise ctx.err("mobility.speed_max_mps", "must be >= speed_min_mps")
+    w = s.workload
+    if w.kind != "none":
+        if not w.quorum_n // 2 < w.quorum_k_min <= w.quorum_n:
+            raise ctx.err("workload.quorum_k_min", "must be in n//2+1..n")
+        if w.validators < w.quorum_n:
+            raise ctx.err("workload.validators", "must be >= quorum_n")
+        if w.zones * w.validators > s.topology.nodes:
+            raise ctx.err("workload.validators", "more validator units than nodes")
+        if w.tasks_end_s < w.tasks_start_s or w.tasks_end_s > s.run.duration_s:
+            raise ctx.err("workload.tasks_end_s", "must be in tasks_start_s..run.duration_s")
+        if w.partition_zone >= w.zones:
+            raise ctx.err("workload.partition_zone", "no such zone")
+        if w.fail_zone >= w.zones:
+            raise ctx.err("workload.fail_zone", "no such zone")
     for i, ev in enumerate(s.events):
         if ev.at_s > s.run.duration_s:
             raise ctx.err(f"event[{i}].at_s", "is after run.duration_s")

@@ -101,7 +101,7 @@ class NodeContext:
     sig_cache: SignatureCache
     tracer: Tracer
     seed: int
-    member: Callable[[int], ZoneMember] | None = None
+    member: Callable[[int], ZoneMember | None] | None = None
 
 
 class SimNode:

@@ -19,7 +19,6 @@ Each node pulls, so n nodes in a line converge in at most (diameter x interval).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import time
@@ -112,16 +111,11 @@ class _Wake(INotifee):
 
 
 def _queued(zone: str, agent: bytes) -> Queued:
-    """A zone message as if received, marked as arriving by sync when the node supports it.
-
-    ``AdmitInput.via_sync`` lets slope continuity rather than freshness decide; it reaches the
-    pipeline once ``Queued`` carries it (a ``via_sync`` field), and is left out until then.
-    """
+    """A zone message as if received, marked as arriving by sync: ``AdmitInput.via_sync``
+    lets slope continuity rather than freshness decide (DESIGN 5 "Time")."""
     envelope = encode_envelope(zone, agent)
-    extra: dict[str, Any] = {}
-    if "via_sync" in {f.name for f in dataclasses.fields(Queued)}:
-        extra["via_sync"] = True
-    return Queued("agents", zone, hashlib.sha256(envelope).digest(), envelope, True, **extra)
+    mid = hashlib.sha256(envelope).digest()
+    return Queued("agents", zone, mid, envelope, local=True, via_sync=True)
 
 
 class SyncService:

@@ -124,6 +124,7 @@ class Queued:
     msg_id: bytes
     data: bytes
     local: bool = False  # our own publish (no router validation is pending)
+    via_sync: bool = False  # anti-entropy sync: slope continuity, not freshness, decides
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,7 @@ class Zones:
                 )
                 continue
             quarantine = counters.setdefault(z.id, _BatchQuarantine(self.store, z.id))
-            decision, agent_bytes = self._admit(z, item.data, epoch, quarantine)
+            decision, agent_bytes = self._admit(z, item.data, epoch, quarantine, item.via_sync)
             write = self._write(z, decision, agent_bytes, item.data)
             writes.append(write)
             if write.quarantine is not None:
@@ -378,11 +379,22 @@ class Zones:
         return tuple(out)
 
     def _admit(
-        self, z: ZoneState, data: bytes, epoch: int, quarantine: _BatchQuarantine
+        self,
+        z: ZoneState,
+        data: bytes,
+        epoch: int,
+        quarantine: _BatchQuarantine,
+        via_sync: bool = False,
     ) -> tuple[Decision, bytes]:
         assert self.host is not None
         inp = AdmitInput(
-            data, z.view, epoch, self.host.key, tracker=self.tracker, quarantine=quarantine
+            data,
+            z.view,
+            epoch,
+            self.host.key,
+            tracker=self.tracker,
+            via_sync=via_sync,
+            quarantine=quarantine,
         )
         decision = admit(inp)
         agent = decision.agent
@@ -398,6 +410,7 @@ class Zones:
                         epoch,
                         self.host.key,
                         tracker=self.tracker,
+                        via_sync=via_sync,
                         quarantine=quarantine,
                         previous=previous,
                     )

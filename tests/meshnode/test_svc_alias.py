@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from meshnode.cli import main as cli_main
 from meshnode.store import AgentRow, Store
 from protocols.agent.build import AgentSpec, agent_content_id, encode_agent, new_agent
 from protocols.identity.host_secrets import HostSecrets
@@ -149,7 +151,11 @@ def test_alias_register_resolve_refuse_and_survive_anchor_loss(cluster: Any) -> 
 
 
 def test_alias_cli_help() -> None:
+    runner = CliRunner()
     for args in (["alias", "register", "--help"], ["resolve", "--help"], ["alias", "--help"]):
-        done = harness.Cluster(Path("."), "z", None).cli(*args)
-        assert done.returncode == 0
-        assert "Usage" in done.stdout
+        done = runner.invoke(cli_main, args)
+        assert done.exit_code == 0, done.output
+        assert "Usage" in done.output
+    bad = runner.invoke(cli_main, ["alias", "register", "xyz", "a", "--api", "127.0.0.1:1"])
+    assert bad.exit_code == 2
+    assert "UID must be hex" in bad.output

@@ -61,10 +61,6 @@ def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> No
     for n in (line[1], line[3]):
         poll(lambda n=n: n.get("/status")["pubsub_peers"] == 1, 15, f"{n.name} to lose n2")
 
-    # Heads within +-1 epoch travel by gossip; make the agents early in an epoch so the test
-    # does not depend on the freshness window wherever the cut falls.
-    if time.time() % 10 > 4:
-        time.sleep(10.2 - time.time() % 10)
     made: dict[str, ZoneNode] = {}
     for side in (left, right):
         data = side.make_agent({"verb": "note", "args": {"text": f"made at {side.name}"}})
@@ -88,7 +84,11 @@ def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> No
     time.sleep(GOSSIP_HISTORY_S)  # gossip can no longer re-offer them: only sync can
     middle.start()
     for n in line:
-        poll(lambda n=n: all(heads(n).get(g) == r for g, r in results.items()), 20, f"{n.name}")
+        try:
+            poll(lambda n=n: all(heads(n).get(g) == r for g, r in results.items()), 20, n.name)
+        except AssertionError as exc:
+            seen = [(d["verdict"], d["reason"]) for d in n.decisions()[-6:]]
+            raise AssertionError(f"{exc}: {sync_counters(n)} {seen}") from None
     # They came by sync: the middle node and both ends admitted states it delivered.
     assert sync_counters(middle)["states_accepted"] >= 2
     assert sync_counters(left)["states_accepted"] >= 1

@@ -44,6 +44,7 @@ class CentralBaseline:
         standby: int,
         tasks: int,
         exec_us: int,
+        key_of: Callable[[int], int] | None = None,
     ) -> None:
         w = sim.scenario.workload
         self.sim = sim
@@ -67,6 +68,9 @@ class CentralBaseline:
         self.messages = 0
         self.retries = 0
         self.takeover_us = -1
+        self.key_of = key_of
+        """Requests with the same key (e.g. one sector) are one assignment: the first."""
+        self.by_key: dict[int, int] = {}
 
     # ------------------------------------------------------------------ coordinator life
 
@@ -120,6 +124,11 @@ class CentralBaseline:
     def _decide(self, task: int, coord: int) -> None:
         if not self.sim.network.up[coord]:
             return
+        if self.key_of is not None and self.assigned[task] < 0:
+            first = self.by_key.setdefault(self.key_of(task), task)
+            if first != task:
+                self._send(coord, self.origin[task], self._ack, task)  # already covered
+                return
         if self.assigned[task] < 0:
             winner = self.pick(task, self.origin[task], self.load)
             if winner < 0:

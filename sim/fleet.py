@@ -21,6 +21,7 @@ import hashlib
 import math
 import random
 from array import array
+from collections.abc import Callable
 from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -60,11 +61,11 @@ from protocols.governance.quorum import (
 )
 from protocols.governance.signing import TAG_DESCRIPTOR, Signed, decode_signed, signing_key
 from protocols.governance.world import World, WorldParams, build_world
-from protocols.governance.zone import QuorumParams, ZoneDescriptor
+from protocols.governance.zone import LOCAL, QuorumParams, ZoneDescriptor
 from protocols.identity.dah import Change
 from protocols.identity.host import LocalHost
 from protocols.identity.host_secrets import HostSecrets
-from protocols.types import TopicId, WireVerdict
+from protocols.types import PeerId, TopicId, WireVerdict
 from sim.baseline import CentralBaseline
 from sim.network import Mobility
 from sim.scenario import MobilitySpec
@@ -171,12 +172,16 @@ class FleetWorkload(Workload):
         self.infra = frozenset({self.publisher, self.standby})
         self.zone_of = array("i", [-1]) * sim.n
         self.assign_zones()
-        self.units_of: list[list[int]] = [[] for _ in range(w.zones)]
+        self.units_of: list[list[int]] = [[] for _ in range(self.zone_count())]
         for i in range(sim.n):
             if self.zone_of[i] >= 0:
                 self.units_of[self.zone_of[i]].append(i)
         self.units = sorted(i for i in range(sim.n) if self.zone_of[i] >= 0)
-        self.worlds = [self.make_world(z) for z in range(w.zones)]
+        self.worker = bytearray(sim.n)
+        for i in self.units:
+            self.worker[i] = i not in sim.carriers
+        """Units that take tasks (carriers are zone members but only carry)."""
+        self.worlds = [self.make_world(z) for z in range(self.zone_count())]
         self.topics = [TopicId(zone_topic(wd.zone)) for wd in self.worlds]
         self.host_idx = array("i", [-1]) * sim.n
         self.host_of: dict[bytes, int] = {}
@@ -216,6 +221,9 @@ class FleetWorkload(Workload):
         self.codes: dict[str, int] = {}
         self.forged_judged = 0
         self.forged_refused = 0
+        self.bad_kinds = set(ATTACKS)
+        """Tags of states that must be refused (the rest of the non-"honest" tags are a
+        workload's own and are ignored here)."""
         self.forged_by_kind: dict[str, list[int]] = {k: [0, 0, 0] for k in ATTACKS}
         """kind -> [injected, judged, refused]."""
         self.honest_judged = 0
@@ -231,6 +239,9 @@ class FleetWorkload(Workload):
         self.marks: list[tuple[str, float, float]] = []
 
     # ================================================================ layout
+
+    def zone_count(self) -> int:
+        return self.spec.zones
 
     def coordinators(self) -> tuple[int, int]:
         """(publisher and primary coordinator, standby): infrastructure, not units."""
@@ -274,10 +285,19 @@ class FleetWorkload(Workload):
             return None
         world = self.worlds[z]
         m = JudgingMember(
-            world.view(), world.hosts[self.host_idx[i]].key, i, self.epoch_now, self.judged
+            world.view(),
+            world.hosts[self.host_idx[i]].key,
+            i,
+            self.epoch_now,
+            self.judged,
+            self.sync_peer(),
         )
         self.members[i] = m
         return m
+
+    def sync_peer(self) -> Callable[[PeerId], bool] | None:
+        """Which peers hand over stored states (judged as sync); None: nobody."""
+        return None
 
     def built(self) -> None:
         sim = self.sim
@@ -303,6 +323,7 @@ class FleetWorkload(Workload):
                 self.standby,
                 w.tasks,
                 self.exec_us,
+                self.baseline_key(),
             )
         times = sorted(
             round(self.rng.uniform(w.tasks_start_s, w.tasks_end_s) * US) for _ in range(w.tasks)
@@ -361,9 +382,13 @@ class FleetWorkload(Workload):
         best = origin
         key = (load[origin], origin)
         for v in self.sim.network.conn[origin]:
-            if self.zone_of[v] == z and (load[v], v) < key:
+            if self.zone_of[v] == z and self.worker[v] and (load[v], v) < key:
                 best, key = v, (load[v], v)
         return best
+
+    def baseline_key(self) -> Callable[[int], int] | None:
+        """Requests the baseline treats as one (None: every task is its own)."""
+        return None
 
     def baseline_pick(self, task: int, origin: int, load: array[int]) -> int:
         """The baseline coordinator's placement (the same rule by default)."""
@@ -371,7 +396,7 @@ class FleetWorkload(Workload):
 
     def choose_origin(self) -> int:
         up = self.sim.network.up
-        pool = [i for i in self.units if up[i]]
+        pool = [i for i in self.units if up[i] and self.worker[i]]
         return pool[self.rng.randrange(len(pool))] if pool else -1
 
     def _create(self, task: Task) -> None:
@@ -383,16 +408,14 @@ class FleetWorkload(Workload):
         task.zone = self.zone_of[origin]
         if self.baseline is not None:
             self.baseline.submit(task.index, origin)
+        if not self.should_claim(task):
+            return
         world = self.worlds[task.zone]
         ep = self.epoch_now()
         desc = self.members[origin].view.descriptors.governing(ep)
         if desc is None:
             return
-        body = world.body(
-            verb="claim",
-            args={"task": task.index, "bay": f"bay-{task.index % 40}"},
-            role="task",
-        )
+        body = self.task_body(world, task)
         task.agent = world.spawn(body, self.host_idx[origin], ep, self.agent_rng, desc.id)
         winner = self.pick(task.index, origin, self.load)
         task.winner = winner
@@ -400,6 +423,17 @@ class FleetWorkload(Workload):
         # bids: one round trip to the radio neighbours before the proposal
         self.direct_msgs += 2 * len(self.sim.network.conn[origin])
         self.sim.engine.after(2 * max(self.paths.hop_us, 1), self._propose, task, desc)
+
+    def should_claim(self, task: Task) -> bool:
+        """Whether the origin starts a claim (a workload may skip what it knows is covered)."""
+        return True
+
+    def task_body(self, world: World, task: Task) -> Agent:
+        return world.body(
+            verb="claim",
+            args={"task": task.index, "bay": f"bay-{task.index % 40}"},
+            role="task",
+        )
 
     def _propose(self, task: Task, desc: ZoneDescriptor) -> None:
         agent = task.agent
@@ -417,7 +451,16 @@ class FleetWorkload(Workload):
         proposal = new_proposal(
             desc, agent.lineage.genesis_dah, agent.lineage.genesis_epoch, subject, self.epoch_now()
         )
-        self._ask(Claim(task, change, desc, proposal))
+        claim = Claim(task, change, desc, proposal)
+        if desc.quorum.mode == LOCAL:  # the eligible validators the proposer can reach now
+            claim.voters = tuple(
+                sorted(
+                    k
+                    for k in desc.validators
+                    if k in self.vunit and self.paths.us(task.origin, self.vunit[k]) is not None
+                )
+            )
+        self._ask(claim)
 
     def _ask(self, claim: Claim) -> None:
         if claim.done:
@@ -457,7 +500,10 @@ class FleetWorkload(Workload):
         if claim.done or not self.sim.network.up[claim.task.origin]:
             return
         claim.votes[vote.voter] = vote
-        result = tally(claim.desc, claim.proposal, claim.votes.values(), self.epoch_now())
+        reached = claim.voters if claim.proposal.mode == LOCAL else ()
+        result = tally(
+            claim.desc, claim.proposal, claim.votes.values(), self.epoch_now(), reached=reached
+        )
         if result.outcome is Outcome.CERTIFIED and result.certificate is not None:
             claim.done = True
             self._certified(claim, result.certificate)
@@ -585,13 +631,13 @@ class FleetWorkload(Workload):
             bit = 1 if d.wire is WireVerdict.ACCEPT else 2
             self.bits[cid] = self.bits.get(cid, 0) | bit
         tag = self.tags.get(cid)
-        if tag is None:
+        if tag is None or (tag[0] != "honest" and tag[0] not in self.bad_kinds):
             return
         refused = d.wire is not WireVerdict.ACCEPT
         if tag[0] != "honest":
             self.forged_judged += 1
             self.forged_refused += refused
-            row = self.forged_by_kind[tag[0]]
+            row = self.forged_by_kind.setdefault(tag[0], [0, 0, 0])
             row[1] += 1
             row[2] += refused
             return

@@ -381,6 +381,8 @@ WORKLOAD_KEYS: Final = (
         " injected into both schedulers)",
         lo=0,
     ),
+    _k("delegations", int, 0, "disaster: mutual-aid grants during the split", lo=0),
+    _k("sectors", int, 100, "disaster: sectors to search (tasks are requests for them)", lo=1),
     _k("fail_zone", int, -1, "multiregion: region (cluster) that fails (-1 = none)"),
     _k("fail_s", float, -1.0, "multiregion: seconds; the region fails"),
     _k("heal_s", float, -1.0, "disaster: seconds; the partitions heal"),
@@ -555,6 +557,8 @@ class WorkloadSpec:
     service_ms: float
     exec_s: float
     misplacements: int
+    delegations: int
+    sectors: int
     fail_zone: int
     fail_s: float
     heal_s: float

@@ -65,7 +65,7 @@ class JudgingMember(ZoneMember):
     """A zone member that runs the real admission pipeline at the current epoch and reports
     every decision (node, bytes, decision) to the workload, which keeps each node's records."""
 
-    __slots__ = ("judged", "node", "now_epoch")
+    __slots__ = ("judged", "node", "now_epoch", "sync_peer")
 
     def __init__(
         self,
@@ -74,18 +74,26 @@ class JudgingMember(ZoneMember):
         node: int,
         now_epoch: Callable[[], int],
         judged: Callable[[int, bytes, Decision], None],
+        sync_peer: Callable[[PeerId], bool] | None = None,
     ) -> None:
         super().__init__(view, local_host, 0, _no_decision)
         self.node = node
         self.now_epoch = now_epoch
         self.judged = judged
+        self.sync_peer = sync_peer
 
     def validate(self, peer: PeerId, msg_id: MsgId, msg: Message) -> WireVerdict:
-        decision = self.judge(msg.data)
+        """What a store-and-forward peer hands over is judged as sync (continuity, not
+        freshness, decides), everything else as gossip."""
+        via_sync = self.sync_peer is not None and self.sync_peer(peer)
+        decision = self.judge(msg.data, via_sync)
         return decision.wire
 
-    def judge(self, data: bytes) -> Decision:
-        decision = admit(AdmitInput(data, self.view, self.now_epoch(), self.local_host))
+    def judge(self, data: bytes, via_sync: bool = False) -> Decision:
+        """``via_sync``: a stored or synced state, where slope continuity, not freshness,
+        decides (DESIGN §5 "Time")."""
+        epoch = self.now_epoch()
+        decision = admit(AdmitInput(data, self.view, epoch, self.local_host, via_sync=via_sync))
         self.judged(self.node, data, decision)
         return decision
 
@@ -159,6 +167,10 @@ def make_workload(sim: Simulation) -> Workload:
         from sim.fleet import FleetWorkload
 
         return FleetWorkload(sim)
+    if kind == "disaster":
+        from sim.disaster import DisasterWorkload
+
+        return DisasterWorkload(sim)
     if kind == "multiregion":
         from sim.multiregion import MultiRegionWorkload
 

@@ -78,6 +78,8 @@ if TYPE_CHECKING:
 PUBLISHER = 0
 STANDBY = 1
 """Node 0 is the policy publisher and the baseline's primary coordinator; node 1 the standby."""
+SLA_S = 10
+"""Seconds within which a task counts as picked up promptly (the windows' second figure)."""
 ATTACKS = ("forged-dah", "forged-cert", "replayed-cert", "stale-replay")
 
 
@@ -231,6 +233,7 @@ class FleetWorkload(Workload):
         self.honest_refused_codes: dict[str, int] = {}
         self.direct_msgs = 0
         self.escalations = 0
+        self.reproposals = 0
         self.handoffs_refused = 0
         self.created = 0
         self.held = 0
@@ -367,13 +370,22 @@ class FleetWorkload(Workload):
     def _partition(self, cut: bool) -> None:
         sim = self.sim
         if cut:
-            z = self.spec.partition_zone
-            labels = [1 if self.zone_of[i] == z else 0 for i in range(sim.n)]
+            zones = self.cut_zones()
+            labels = [1 if self.zone_of[i] in zones else 0 for i in range(sim.n)]
             sim.apply_changes(sim.network.partition(labels))
         else:
             sim.apply_changes(sim.network.heal())
 
     # ================================================================ tasks
+
+    def cut_zones(self) -> frozenset[int]:
+        """The sub-fleet: ``partition_zones`` zones from ``partition_zone`` on."""
+        w = self.spec
+        if w.partition_zone < 0:
+            return frozenset()
+        return frozenset(
+            range(w.partition_zone, min(w.partition_zone + w.partition_zones, w.zones))
+        )
 
     def pick(self, task: int, origin: int, load: array[int]) -> int:
         """The least-loaded unit of the origin's zone within radio range (ties: lowest id);
@@ -499,6 +511,13 @@ class FleetWorkload(Workload):
     def _vote_back(self, claim: Claim, vote: Vote) -> None:
         if claim.done or not self.sim.network.up[claim.task.origin]:
             return
+        now_desc = self.members[claim.task.origin].view.descriptors.governing(self.epoch_now())
+        if now_desc is not None and now_desc.id != claim.desc.id:
+            # a new version governs now: the claim entry must name it, so propose again
+            claim.done = True
+            self.reproposals += 1
+            self._propose(claim.task, now_desc)
+            return
         claim.votes[vote.voter] = vote
         reached = claim.voters if claim.proposal.mode == LOCAL else ()
         result = tally(
@@ -568,12 +587,11 @@ class FleetWorkload(Workload):
         z, dz = task.zone, self.zone_of[unit]
         ep = self.epoch_now()
         src, dst = self.hosted(task.origin), self.hosted(unit)
-        descriptor = None
         policy_ref = None
+        dview = self.members[unit].view.descriptors.governing(ep)
+        descriptor = dview.id if dview is not None else None  # the version active now
         if dz != z:  # a migration into another zone: judged by that zone's governance
             dworld = self.worlds[dz]
-            dview = self.members[unit].view.descriptors.governing(ep)
-            descriptor = dview.id if dview is not None else None
             policy_ref = (make_policy_ref(dworld.zone, dworld.contract.id, dworld.authority[0]),)
         seal, admitted = migrate(
             task.agent,
@@ -811,22 +829,30 @@ class FleetWorkload(Workload):
         if self.v2_published_us >= 0:
             line["v2_units"] = sum(1 for i in self.units if self.v2_at[i] >= 0)
 
-    def window(self, lo_s: float, hi_s: float, zone: int = -1) -> dict[str, Any]:
-        """Tasks created in [lo, hi) (of one zone, or all): share done by hi, ours vs base."""
+    def window(
+        self, lo_s: float, hi_s: float, zones: frozenset[int] | None = None
+    ) -> dict[str, Any]:
+        """Tasks created in [lo, hi) (of some zones, or all): share done by hi, and share
+        held within SLA_S of appearing, ours vs base."""
         lo, hi = round(lo_s * US), round(hi_s * US)
         ts = [
             t
             for t in self.tasks
-            if lo <= t.created_us < hi and t.origin >= 0 and (zone < 0 or t.zone == zone)
+            if lo <= t.created_us < hi and t.origin >= 0 and (zones is None or t.zone in zones)
         ]
+        sla = SLA_S * US
         ours = sum(1 for t in ts if 0 <= t.done_us < hi)
+        quick = sum(1 for t in ts if 0 <= t.held_us <= t.created_us + sla)
         out: dict[str, Any] = {"tasks": len(ts), "ours_done": ours}
         out["ours_share"] = round(ours / len(ts), 4) if ts else None
+        out["ours_held_within_sla"] = round(quick / len(ts), 4) if ts else None
         b = self.baseline
         if b is not None:
             base = sum(1 for t in ts if 0 <= b.done_us[t.index] < hi)
+            bquick = sum(1 for t in ts if 0 <= b.claimed_us[t.index] <= t.created_us + sla)
             out["baseline_done"] = base
             out["baseline_share"] = round(base / len(ts), 4) if ts else None
+            out["baseline_held_within_sla"] = round(bquick / len(ts), 4) if ts else None
         return out
 
     @property
@@ -884,6 +910,7 @@ class FleetWorkload(Workload):
                 "done": self.done,
                 "escalated": self.escalations,
                 "handoffs_refused": self.handoffs_refused,
+                "reproposed_under_new_descriptor": self.reproposals,
                 "baseline_held": sum(1 for x in b.claimed_us if x >= 0) if b else None,
                 "baseline_done": sum(1 for x in b.done_us if x >= 0) if b else None,
             },
@@ -922,7 +949,7 @@ class FleetWorkload(Workload):
             windows["outage"] = self.window(w.outage_start_s, w.outage_end_s)
         if w.partition_zone >= 0 and w.partition_end_s > w.partition_start_s >= 0:
             windows["sub_fleet_cut"] = self.window(
-                w.partition_start_s, w.partition_end_s, w.partition_zone
+                w.partition_start_s, w.partition_end_s, self.cut_zones()
             )
         out["windows"] = windows
         out["headline"] = self.headline(out)
@@ -967,6 +994,13 @@ class FleetWorkload(Workload):
         inv = out["invariants"]
         rows: list[list[Any]] = []
         for name, win in out["windows"].items():
+            rows.append(
+                [
+                    f"held within {SLA_S} s of appearing, window '{name}'",
+                    win["ours_held_within_sla"],
+                    win.get("baseline_held_within_sla"),
+                ]
+            )
             rows.append(
                 [
                     f"completion, tasks created in window '{name}'",

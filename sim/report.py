@@ -175,8 +175,9 @@ def workload_markdown(w: dict[str, Any]) -> list[str]:
                 "",
                 "## Windows (tasks created in the window, done by its end)",
                 "",
-                "| window | tasks | mesh done | mesh share | baseline done | baseline share |",
-                "|---|---|---|---|---|---|",
+                "| window | tasks | mesh done | mesh share | mesh held in SLA | baseline done"
+                " | baseline share | baseline held in SLA |",
+                "|---|---|---|---|---|---|---|---|",
             ]
             for name, r in rows.items():
                 lines.append(
@@ -186,8 +187,10 @@ def workload_markdown(w: dict[str, Any]) -> list[str]:
                             r["tasks"],
                             r["ours_done"],
                             _cell(r["ours_share"]),
+                            _cell(r.get("ours_held_within_sla")),
                             _cell(r.get("baseline_done")),
                             _cell(r.get("baseline_share")),
+                            _cell(r.get("baseline_held_within_sla")),
                         ]
                     )
                 )

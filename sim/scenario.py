@@ -365,6 +365,7 @@ WORKLOAD_KEYS: Final = (
     _k("attack_start_s", float, 30.0, "seconds; forged/replayed claims are injected from here"),
     _k("attack_end_s", float, 550.0, "seconds; ... to here"),
     _k("partition_zone", int, -1, "zone cut off as a sub-fleet (-1 = none)"),
+    _k("partition_zones", int, 1, "how many zones, from partition_zone on, are cut off", lo=1),
     _k("partition_start_s", float, -1.0, "seconds; the sub-fleet is cut off"),
     _k("partition_end_s", float, -1.0, "seconds; ... and rejoins"),
     _k("baseline", bool, True, "also run the central-coordinator baseline on the same network"),
@@ -548,6 +549,7 @@ class WorkloadSpec:
     attack_start_s: float
     attack_end_s: float
     partition_zone: int
+    partition_zones: int
     partition_start_s: float
     partition_end_s: float
     baseline: bool

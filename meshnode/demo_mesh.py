@@ -341,8 +341,9 @@ class DemoMesh:
         for i, node in enumerate(self.nodes):
             j = ring_bootstrap(i, count)
             node.write_config([self.nodes[j].addr()] if j is not None else [], authority)
-        for node in self.nodes:
-            node.start()
+        with deferred_interrupts():  # a Ctrl-C between fork and bookkeeping leaks no child
+            for node in self.nodes:
+                node.start()
         wait_for(lambda: all(n.ready() for n in self.nodes), timeout, "every node to be ready")
 
     def stop(self) -> None:
@@ -354,6 +355,30 @@ class DemoMesh:
     def poll(self) -> None:
         for node in self.nodes:
             node.poll()
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while child processes are spawned, then raise KeyboardInterrupt.
+
+    Only in the main thread (where Python runs signal handlers); elsewhere a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:

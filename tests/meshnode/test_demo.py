@@ -131,13 +131,14 @@ def test_ctrl_c_while_nodes_start_stops_every_node(node_pids: list[int]) -> None
         assert match, first
         root = Path(match.group(1))
         deadline = time.monotonic() + 60
-        while len(children_of(demo.pid)) < 5:
+        # five children that exec'd the node (right after fork a child is still the demo)
+        while not (
+            len(kids := children_of(demo.pid)) == 5 and all(node_process_alive(k) for k in kids)
+        ):
             assert time.monotonic() < deadline, "the demo did not start 5 nodes within 60 s"
             assert demo.poll() is None, "the demo exited before starting its nodes"
             time.sleep(0.05)
-        node_pids.extend(children_of(demo.pid))
-        assert len(node_pids) == 5
-        assert all(node_process_alive(pid) for pid in node_pids)
+        node_pids.extend(kids)
         time.sleep(1.0)  # some nodes are importing, some may be up: both must be stopped
 
         os.kill(demo.pid, signal.SIGINT)  # the demo alone, not its process group

@@ -438,11 +438,19 @@ class Simulation:
         m = self.metrics
         net = self.network
         topic = self.topic
-        degrees = [
-            len(self.nodes[i].router.overlay.mesh.get(topic, ()))
-            for i in range(self.n)
-            if net.up[i]
-        ]
+        if self.workload is not None:  # each node's own (first) zone topic
+            firsts = [self.topics_of(i)[:1] for i in range(self.n)]
+            degrees = [
+                len(self.nodes[i].router.overlay.mesh.get(firsts[i][0], ()))
+                for i in range(self.n)
+                if net.up[i] and firsts[i]
+            ]
+        else:
+            degrees = [
+                len(self.nodes[i].router.overlay.mesh.get(topic, ()))
+                for i in range(self.n)
+                if net.up[i]
+            ]
         expected = 0
         got = 0
         for mid in m.order:

@@ -42,7 +42,6 @@ from protocols.governance.pipeline import (
     Decision,
     Disposition,
     certificate_event,
-    encode_envelope,
     proposal_subject,
 )
 from protocols.governance.policy import make_policy_ref
@@ -1081,7 +1080,3 @@ def reconstruct(
         "held_by": host_of.get(entries[-1].next_signer, -1),
         "entries": [e.type.value for e in entries],
     }
-
-
-def envelope_of(zone: str, agent: Agent) -> bytes:
-    return encode_envelope(zone, encode_agent(agent))

@@ -8,7 +8,8 @@ Why it is shaped so:
 - The zones are made the way an operator makes them: an authority key and zone files from the
   governance CLI (``meshnode keygen``, ``zone new``, ``zone admit-host``, invoked in-process),
   host keys read from each node's ``/status``, the zone file handed to each member's
-  ``/zone/publish``.
+  ``/zone/publish``. The two hosts in both zones get one host record valid in both (signed
+  with the governance library: the CLI admits to one zone per record), which migration needs.
 - Steps that need node features which are not there (an API route answering 404) are shown
   as "not available", never faked. Counts come only from the nodes' own records:
   ``/decisions`` (ACCEPT / REJECT / QUARANTINE), ``/executions`` (EXECUTE), ``/messages``.
@@ -589,7 +590,8 @@ class Scenario:
         """The zone authority key (before the nodes start: their configs name it)."""
         self.authority_key = self.workdir / "authority.key"
         with self.step("authority key") as s:
-            s.detail = governance(["keygen", "--out", str(self.authority_key)]).strip()
+            wrote = governance(["keygen", "--out", str(self.authority_key)]).split()
+            s.detail = f"meshnode keygen: public key {wrote[-1][:16]}… (both zones)"
         from meshnode.cli_governance import read_key
         from protocols.governance.signing import public_key
 

@@ -99,6 +99,14 @@ def decode(
 
     Raises :class:`DecodeError` naming a byte offset; never any other exception for any input.
     """
+    data = capped(data, max_bytes)
+    obj = loads_strict(data, max_depth=max_depth)
+    check_canonical(data, obj, max_depth=max_depth, key_order_checked=key_order_checked)
+    return obj
+
+
+def capped(data: bytes, max_bytes: int) -> bytes:
+    """``data`` as bytes, refused (DecodeError) when it is not bytes-like or over the cap."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"expected bytes, got {type(data).__name__}", offset=0)
     data = bytes(data)
@@ -106,8 +114,19 @@ def decode(
         raise DecodeError(
             f"input is {len(data)} bytes, over the cap of {max_bytes}", offset=max_bytes
         )
+    return data
+
+
+def loads_strict(data: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """First half of :func:`decode`: cbor2's C decoder with the depth cap and indefinite
+    lengths, duplicate keys and tags refused, but *no* canonical-form check.
+
+    For callers that establish canonical form more cheaply themselves (the agent validator
+    re-encodes piece by piece, reusing the pieces for lineage hashes) and fall back to
+    :func:`check_canonical` otherwise. ``data`` must already be bytes within the size cap.
+    """
     try:
-        obj = cbor2.loads(
+        return cbor2.loads(
             data,
             max_depth=max_depth,
             allow_indefinite=False,
@@ -126,6 +145,15 @@ def decode(
         MemoryError,
     ) as exc:
         raise diagnose(data, max_depth=max_depth, fallback=str(exc)) from None
+
+
+def check_canonical(
+    data: bytes, obj: Any, *, max_depth: int = MAX_DEPTH, key_order_checked: bool = False
+) -> None:
+    """Second half of :func:`decode`: ``obj`` (decoded from ``data``) re-encodes to ``data``.
+
+    Raises :class:`DecodeError` naming the offset of the first difference.
+    """
     try:
         again = cbor2.dumps(obj, canonical=not key_order_checked)
     except (cbor2.CBOREncodeError, ValueError, TypeError) as exc:
@@ -134,7 +162,6 @@ def decode(
         raise diagnose(data, max_depth=max_depth, fallback=_first_difference(data, again))
     if not key_order_checked and not _plain(obj):
         raise diagnose(data, max_depth=max_depth, fallback="value of a type CBOR data may not hold")
-    return obj
 
 
 _PLAIN_SCALARS: Final = (bool, int, str, bytes)

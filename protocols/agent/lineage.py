@@ -33,14 +33,30 @@ SIGN_TAG: Final = b"meshnode/entry-sig/2\x00"
 
 
 def body_digest(entry: LineageEntry) -> bytes:
-    """sha256 of the canonical CBOR of every entry field except ``dah`` and ``sig``."""
-    return hashlib.sha256(encode_ordered(entry.body_cbor())).digest()
+    """sha256 of the canonical CBOR of every entry field except ``dah`` and ``sig``.
+
+    Memoized on the (immutable) entry: validation and slope checks both need it.
+    """
+    memo = entry._body
+    if memo:
+        return memo
+    digest = hashlib.sha256(encode_ordered(entry.body_cbor())).digest()
+    object.__setattr__(entry, "_body", digest)
+    return digest
 
 
 def entry_hash(entry: LineageEntry, body: bytes | None = None) -> bytes:
-    """The entry's name, which the next entry puts in ``prev`` (``body``: its body digest)."""
+    """The entry's name, which the next entry puts in ``prev`` (``body``: its body digest).
+
+    Memoized on the entry unless the caller passes a ``body`` of its own.
+    """
     if body is None:
-        body = body_digest(entry)
+        memo = entry._name
+        if memo:
+            return memo
+        name = hashlib.sha256(ENTRY_TAG + body_digest(entry) + entry.dah + entry.sig).digest()
+        object.__setattr__(entry, "_name", name)
+        return name
     return hashlib.sha256(ENTRY_TAG + body + entry.dah + entry.sig).digest()
 
 
@@ -50,8 +66,15 @@ def signing_message(body: bytes, dah: bytes) -> bytes:
 
 
 def state_digest(agent: Agent) -> bytes:
-    """sha256 of the five non-lineage fields: the state a lineage entry's step commits to."""
-    return hashlib.sha256(encode_ordered(replace(agent, lineage=None).to_cbor())).digest()
+    """sha256 of the five non-lineage fields: the state a lineage entry's step commits to.
+
+    The validator records it on the agents it builds from bytes (it hashes the very bytes
+    it checked); any other agent is encoded here.
+    """
+    return (
+        agent._state
+        or hashlib.sha256(encode_ordered(replace(agent, lineage=None).to_cbor())).digest()
+    )
 
 
 def head(lineage: Lineage) -> bytes:

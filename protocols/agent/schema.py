@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 SCHEMA_VERSION: Final = 2
@@ -331,6 +331,11 @@ class LineageEntry:
     host_record: bytes
     proof: bytes
     sig: bytes
+    _body: bytes = field(default=b"", init=False, repr=False, compare=False)
+    """Memo of the body digest (:func:`protocols.agent.lineage.body_digest`); empty until
+    computed. Sound because the entry is immutable; ``replace`` starts a new, empty memo."""
+    _name: bytes = field(default=b"", init=False, repr=False, compare=False)
+    """Memo of the entry's name (:func:`protocols.agent.lineage.entry_hash`)."""
 
     def body_cbor(self) -> dict[str, Any]:
         """Every field except ``dah`` and ``sig``, in canonical order: what ext_t digests."""
@@ -414,6 +419,9 @@ class Agent:
     policy_ref: tuple[PolicyRef, ...] | None
     mutation_descriptor: MutationDescriptor | None
     lineage: Lineage | None
+    _state: bytes = field(default=b"", init=False, repr=False, compare=False)
+    """State digest recorded by the validator from the bytes it checked (see
+    :func:`protocols.agent.lineage.state_digest`); empty otherwise and in ``replace`` copies."""
 
     def to_cbor(self) -> dict[str, Any]:
         """Plain tree in canonical key order; absent fields are omitted (not null)."""

@@ -21,6 +21,8 @@ Signatures, DAH steps, reveals, running totals and host admission are slope chec
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +61,14 @@ from protocols.agent.schema import (
     Value,
     canonical_key,
 )
-from protocols.codec import MAX_DEPTH, decode, diagnose
+from protocols.codec import (
+    MAX_DEPTH,
+    capped,
+    check_canonical,
+    diagnose,
+    encode_ordered,
+    loads_strict,
+)
 from protocols.errors import DecodeError, LineageError, SchemaError
 from protocols.types import ValidationStatus
 
@@ -178,9 +187,23 @@ _Bad = object()
 
 
 def validate_bytes(data: bytes) -> Validation:
-    """Decode canonical agent bytes (size and depth capped) and validate them."""
+    """Decode canonical agent bytes (size and depth capped) and validate them.
+
+    A canonical FULL agent is recognised by :func:`_fast_full` in one pass; any other input
+    goes through the general path, which names every problem.
+    """
     try:
-        tree = decode(data, max_bytes=MAX_AGENT_BYTES, max_depth=MAX_DEPTH, key_order_checked=True)
+        data = capped(data, MAX_AGENT_BYTES)
+        tree = loads_strict(data, max_depth=MAX_DEPTH)
+    except DecodeError as exc:
+        return _decode_failure(exc)
+    return _fast_full(tree, data) or _general(tree, data)
+
+
+def _general(tree: Any, data: bytes) -> Validation:
+    """The general path of :func:`validate_bytes` for a tree cbor2 decoded from ``data``."""
+    try:
+        check_canonical(data, tree, max_depth=MAX_DEPTH, key_order_checked=True)
     except DecodeError as exc:
         return _decode_failure(exc)
     try:
@@ -802,3 +825,507 @@ def _lineage(value: Any, path: str, out: _Collector) -> Lineage | object:
     return Lineage(
         entries=tuple(entries), pruned=pruned, genesis_dah=genesis_dah, genesis_epoch=genesis_epoch
     )
+
+
+# -- fast path: a canonical FULL agent in one pass ------------------------------------------
+#
+# Every function below returns None (or False) on anything unusual, and ``validate_bytes``
+# then judges the tree from scratch on the general path, so the fast path only has to accept
+# exactly what the general path accepts as FULL with no problems, never to explain.
+
+_LEDGER_BY_VALUE: Final = {m.value: m for m in LedgerKind}
+_ACTION_BY_VALUE: Final = {m.value: m for m in AccessAction}
+_INT64: Final = 1 << 64
+
+# Canonical encodings of the fixed parts of an agent, for the piecewise re-encoding.
+_E_LINEAGE: Final = encode_ordered("lineage") + b"\xa4" + encode_ordered("pruned")
+_E_ENTRIES: Final = encode_ordered("entries")
+_E_GENESIS_DAH: Final = encode_ordered("genesis_dah") + b"\x58\x20"
+_E_GENESIS_EPOCH: Final = encode_ordered("genesis_epoch")
+# An entry's encoding opens with the map head (18 keys: one byte) and its three 3-letter keys
+# dah (32 bytes), ddh (32), sig (64): each key is 4 bytes, each byte-string head 2 bytes.
+# Its body (every field but dah and sig, 16 keys) is the same bytes without dah and sig.
+_DAH_END: Final = 1 + 4 + 2 + DIGEST_LEN
+_DDH_END: Final = _DAH_END + 4 + 2 + DIGEST_LEN
+_SIG_END: Final = _DDH_END + 4 + 2 + SIGNATURE_LEN
+_BODY_HEAD: Final = bytes((0xA0 | (len(_K_ENTRY) - 2),))
+_ENTRY_TAG: Final = lineage_mod.ENTRY_TAG
+_OPT_LENS: Final = (0, DIGEST_LEN)
+_RECOVERY: Final = MutationClass.RECOVERY
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """Setters of every field of a frozen slotted dataclass, in ``names`` order.
+
+    The fast path builds its entries (five per benchmark agent, 18 fields each) with them
+    instead of the generated ``__init__``, which costs twice as much. ``names`` must list
+    every field, so a field added to the class fails here at import, not silently later.
+    """
+    if names != tuple(f.name for f in dataclasses.fields(cls)):
+        raise TypeError(f"{cls.__name__} fields changed; update the fast-path builder")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+_new: Final = object.__new__
+(
+    _t_depth,
+    _t_zones,
+    _t_zone_path,
+    _t_delegation,
+    _t_migrations,
+    _t_last_recovery,
+) = _slot_setters(
+    Totals, ("depth", "zones", "zone_path", "delegation", "migrations", "last_recovery")
+)
+(
+    _e_prev,
+    _e_type,
+    _e_epoch,
+    _e_zone,
+    _e_link,
+    _e_state_digest,
+    _e_dah,
+    _e_host,
+    _e_ddh,
+    _e_next_signer,
+    _e_reveal,
+    _e_salt,
+    _e_commit,
+    _e_totals,
+    _e_descriptor,
+    _e_host_record,
+    _e_proof,
+    _e_sig,
+    _e_body,
+    _e_name,
+) = _slot_setters(
+    LineageEntry,
+    (
+        "prev",
+        "type",
+        "epoch",
+        "zone",
+        "link",
+        "state_digest",
+        "dah",
+        "host",
+        "ddh",
+        "next_signer",
+        "reveal",
+        "salt",
+        "commit",
+        "totals",
+        "descriptor",
+        "host_record",
+        "proof",
+        "sig",
+        "_body",
+        "_name",
+    ),
+)
+
+
+def _array_head(n: int) -> bytes:
+    return bytes((0x80 | n,)) if n < 24 else bytes((0x98, n))
+
+
+def _uint_ok(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= MAX_UINT
+
+
+def _name_ok(v: Any) -> bool:
+    # the pattern bounds the length (<= 128 < MAX_TEXT) and refuses the empty string
+    return type(v) is str and _NAME_RE.fullmatch(v) is not None
+
+
+def _plain_value(value: Any) -> bool:
+    """A Value tree ``_value`` accepts without a problem and without ``_NotCanonical``."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bytes or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_INT64 <= item < _INT64:
+                return False
+        elif kind is list:
+            stack.extend(item)
+        elif kind is dict:
+            keys = list(item)
+            for k in keys:
+                if type(k) is not str:
+                    return False
+            if len(keys) > 1 and keys != sorted(keys, key=canonical_key):
+                return False
+            stack.extend(item.values())
+        else:
+            return False
+    return True
+
+
+def _fast_intent(v: Any) -> Intent | None:
+    if type(v) is not dict or tuple(v) != _K_INTENT:
+        return None
+    verb, args = v["verb"], v["args"]
+    if type(verb) is not str or _VERB_RE.fullmatch(verb) is None:
+        return None
+    if type(args) is not dict or not _plain_value(args):
+        return None
+    return Intent(verb=verb, args=args)
+
+
+def _fast_context(v: Any) -> Context | None:
+    if type(v) is not dict or tuple(v) != _K_CONTEXT:
+        return None
+    zone, nest, role, principal, c = (
+        v["zone"],
+        v["nest"],
+        v["role"],
+        v["principal"],
+        v["constraints"],
+    )
+    if not (_name_ok(zone) and _name_ok(nest) and _name_ok(role)):
+        return None
+    if type(principal) is not str or len(principal) > MAX_TEXT:
+        return None
+    if type(c) is not dict or tuple(c) != _K_CONSTRAINTS:
+        return None
+    nb, na = c["not_before_epoch"], c["not_after_epoch"]
+    if not (_uint_ok(nb) and _uint_ok(na)) or (na and na < nb):
+        return None
+    return Context(
+        zone=zone,
+        nest=nest,
+        role=role,
+        principal=principal,
+        constraints=Constraints(not_before_epoch=nb, not_after_epoch=na),
+    )
+
+
+def _fast_memory(v: Any) -> Memory | None:
+    if type(v) is not dict or tuple(v) != _K_MEMORY:
+        return None
+    ledger_raw, access_raw, handles_raw = v["ledger"], v["access_log"], v["handles"]
+    for items in (ledger_raw, access_raw, handles_raw):
+        if type(items) is not list or len(items) > MAX_LIST:
+            return None
+    ledger: list[LedgerEvent] = []
+    for e in ledger_raw:
+        if type(e) is not dict or tuple(e) != _K_LEDGER_EVENT:
+            return None
+        epoch, kind_v, data = e["epoch"], e["kind"], e["data"]
+        kind = _LEDGER_BY_VALUE.get(kind_v) if type(kind_v) is str else None
+        if kind is None or not _uint_ok(epoch) or type(data) is not dict:
+            return None
+        if not _plain_value(data):
+            return None
+        ledger.append(LedgerEvent(epoch=epoch, kind=kind, data=data))
+    access: list[AccessRecord] = []
+    for a in access_raw:
+        if type(a) is not dict or tuple(a) != _K_ACCESS:
+            return None
+        epoch, actor, action_v, outcome = a["epoch"], a["actor"], a["action"], a["outcome"]
+        action = _ACTION_BY_VALUE.get(action_v) if type(action_v) is str else None
+        if (
+            action is None
+            or not _uint_ok(epoch)
+            or type(actor) is not str
+            or not 0 < len(actor) <= MAX_TEXT
+            or type(outcome) is not str
+            or len(outcome) > MAX_TEXT
+        ):
+            return None
+        access.append(AccessRecord(epoch=epoch, actor=actor, action=action, outcome=outcome))
+    handles: list[Handle] = []
+    for h in handles_raw:
+        if type(h) is not dict or tuple(h) != _K_HANDLE:
+            return None
+        kind_s, digest, size = h["kind"], h["digest"], h["size"]
+        if not _name_ok(kind_s) or not _uint_ok(size):
+            return None
+        if type(digest) is not bytes or len(digest) != DIGEST_LEN:
+            return None
+        handles.append(Handle(kind=kind_s, digest=digest, size=size))
+    return Memory(ledger=tuple(ledger), access_log=tuple(access), handles=tuple(handles))
+
+
+def _fast_policy_refs(v: Any) -> tuple[PolicyRef, ...] | None:
+    if type(v) is not list or not 0 < len(v) <= MAX_POLICY_REFS:
+        return None
+    refs: list[PolicyRef] = []
+    for r in v:
+        if type(r) is not dict or tuple(r) != _K_POLICY_REF:
+            return None
+        contract, signer, signature = r["contract"], r["signer"], r["signature"]
+        if (
+            type(contract) is not bytes
+            or len(contract) != DIGEST_LEN
+            or type(signer) is not bytes
+            or len(signer) != KEY_LEN
+            or type(signature) is not bytes
+            or len(signature) != SIGNATURE_LEN
+        ):
+            return None
+        refs.append(PolicyRef(contract=contract, signer=signer, signature=signature))
+    return tuple(refs)
+
+
+def _fast_descriptor(v: Any) -> MutationDescriptor | None:
+    if type(v) is not dict or tuple(v) != _K_DESCRIPTOR:
+        return None
+    mutable_raw, delegation_raw, lim = v["mutable"], v["delegation"], v["limits"]
+    if type(mutable_raw) is not list or len(mutable_raw) > len(MUTABLE_FIELDS):
+        return None
+    mutable: list[str] = []
+    for name in mutable_raw:
+        if type(name) is not str or name not in MUTABLE_FIELDS or name in mutable:
+            return None
+        mutable.append(name)
+    if type(delegation_raw) is not list or len(delegation_raw) > MAX_LIST:
+        return None
+    pathways: list[DelegationPathway] = []
+    for d in delegation_raw:
+        if type(d) is not dict or tuple(d) != _K_PATHWAY:
+            return None
+        role, verbs, depth = d["role"], d["verbs"], d["max_depth"]
+        if not _name_ok(role) or not _uint_ok(depth):
+            return None
+        if type(verbs) is not list or len(verbs) > MAX_LIST:
+            return None
+        for verb in verbs:
+            if type(verb) is not str or _VERB_RE.fullmatch(verb) is None:
+                return None
+        pathways.append(DelegationPathway(role=role, verbs=tuple(verbs), max_depth=depth))
+    if type(lim) is not dict or tuple(lim) != _K_LIMITS:
+        return None
+    mm, mz, md = lim["max_migrations"], lim["max_zones"], lim["max_delegation_depth"]
+    if not (_uint_ok(mm) and _uint_ok(mz) and _uint_ok(md)):
+        return None
+    return MutationDescriptor(
+        mutable=tuple(mutable),
+        delegation=tuple(pathways),
+        limits=PropagationLimits(max_migrations=mm, max_zones=mz, max_delegation_depth=md),
+    )
+
+
+def _fast_named_entry(item: Any) -> tuple[LineageEntry, bytes] | None:
+    """A well-formed entry (as ``_entry`` would accept it) and its canonical encoding.
+
+    Its body digest and name are memoized on it from that encoding: the body is the same
+    bytes without dah and sig.
+    """
+    if type(item) is not dict or tuple(item) != _K_ENTRY:
+        return None
+    (
+        dah,
+        ddh,
+        sig,
+        host,
+        link,
+        prev,
+        salt,
+        type_v,
+        zone,
+        epoch,
+        proof,
+        commit,
+        reveal,
+        t,
+        descriptor,
+        host_record,
+        next_signer,
+        state_digest,
+    ) = item.values()
+    if (
+        type(dah) is not bytes
+        or type(ddh) is not bytes
+        or type(sig) is not bytes
+        or type(host) is not bytes
+        or type(link) is not bytes
+        or type(prev) is not bytes
+        or type(salt) is not bytes
+        or type(proof) is not bytes
+        or type(commit) is not bytes
+        or type(reveal) is not bytes
+        or type(descriptor) is not bytes
+        or type(host_record) is not bytes
+        or type(next_signer) is not bytes
+        or type(state_digest) is not bytes
+    ):
+        return None
+    if not (
+        len(dah)
+        == len(ddh)
+        == len(host)
+        == len(prev)
+        == len(commit)
+        == len(reveal)
+        == len(next_signer)
+        == len(state_digest)
+        == DIGEST_LEN
+        and len(sig) == SIGNATURE_LEN
+        and len(salt) == SALT_LEN
+        and len(link) in _OPT_LENS
+        and len(descriptor) in _OPT_LENS
+        and len(host_record) in _OPT_LENS
+        and len(proof) <= MAX_PROOF
+    ):
+        return None
+    kind = _CLASS_BY_VALUE.get(type_v) if type(type_v) is str else None
+    if kind is None or (kind is _RECOVERY) != (len(proof) > 0):
+        return None
+    if type(epoch) is not int or not 0 <= epoch <= MAX_UINT:
+        return None
+    if type(zone) is not str or _NAME_RE.fullmatch(zone) is None:
+        return None
+    if type(t) is not dict or tuple(t) != _K_TOTALS:
+        return None
+    depth, zones, zone_path, delegation, migrations, last_recovery = t.values()
+    if (
+        type(depth) is not int
+        or type(zones) is not int
+        or type(delegation) is not int
+        or type(migrations) is not int
+        or type(last_recovery) is not int
+        or min(depth, zones, delegation, migrations, last_recovery) < 0
+        or max(depth, zones, delegation, migrations, last_recovery) > MAX_UINT
+        or type(zone_path) is not bytes
+        or len(zone_path) != DIGEST_LEN
+    ):
+        return None
+    enc = encode_ordered(item)
+    body = hashlib.sha256(_BODY_HEAD + enc[_DAH_END:_DDH_END] + enc[_SIG_END:]).digest()
+    totals = _new(Totals)
+    _t_depth(totals, depth)
+    _t_zones(totals, zones)
+    _t_zone_path(totals, zone_path)
+    _t_delegation(totals, delegation)
+    _t_migrations(totals, migrations)
+    _t_last_recovery(totals, last_recovery)
+    entry = _new(LineageEntry)
+    _e_prev(entry, prev)
+    _e_type(entry, kind)
+    _e_epoch(entry, epoch)
+    _e_zone(entry, zone)
+    _e_link(entry, link)
+    _e_state_digest(entry, state_digest)
+    _e_dah(entry, dah)
+    _e_host(entry, host)
+    _e_ddh(entry, ddh)
+    _e_next_signer(entry, next_signer)
+    _e_reveal(entry, reveal)
+    _e_salt(entry, salt)
+    _e_commit(entry, commit)
+    _e_totals(entry, totals)
+    _e_descriptor(entry, descriptor)
+    _e_host_record(entry, host_record)
+    _e_proof(entry, proof)
+    _e_sig(entry, sig)
+    _e_body(entry, body)
+    _e_name(entry, hashlib.sha256(_ENTRY_TAG + body + dah + sig).digest())
+    return entry, enc
+
+
+def _fast_lineage(v: Any, zone: str) -> tuple[Lineage, list[bytes]] | None:
+    """The lineage and the encoded pieces of its value (map head to genesis epoch)."""
+    if type(v) is not dict or tuple(v) != _K_LINEAGE:
+        return None
+    items, genesis_dah, genesis_epoch, pruned_raw = (
+        v["entries"],
+        v["genesis_dah"],
+        v["genesis_epoch"],
+        v["pruned"],
+    )
+    if type(items) is not list or not 0 < len(items) <= LINEAGE_WINDOW:
+        return None
+    if type(genesis_dah) is not bytes or len(genesis_dah) != DIGEST_LEN:
+        return None
+    if not _uint_ok(genesis_epoch):
+        return None
+    pieces = [_E_LINEAGE]
+    pruned: LineageEntry | None = None
+    if pruned_raw is None:
+        pieces.append(b"\xf6")
+    else:
+        named = _fast_named_entry(pruned_raw)
+        if named is None:
+            return None
+        pruned = named[0]
+        pieces.append(named[1])
+    pieces += (_E_ENTRIES, _array_head(len(items)))
+    entries: list[LineageEntry] = []
+    for item in items:
+        named = _fast_named_entry(item)
+        if named is None:
+            return None
+        entries.append(named[0])
+        pieces.append(named[1])
+    pieces += (_E_GENESIS_DAH, genesis_dah, _E_GENESIS_EPOCH, encode_ordered(genesis_epoch))
+    first = entries[0]
+    if pruned is None:
+        if first.type is not MutationClass.INITIALIZATION:
+            return None
+        if genesis_dah != first.dah or genesis_epoch != first.epoch:
+            return None
+        expected = GENESIS_PREV
+    else:
+        if len(entries) != LINEAGE_WINDOW or first.epoch < pruned.epoch:
+            return None
+        if genesis_epoch > pruned.epoch:
+            return None
+        expected = pruned._name
+    epoch = first.epoch
+    for entry in entries:  # lineage_mod.replay, on the names memoized above
+        if entry.prev != expected or entry.epoch < epoch:
+            return None
+        expected, epoch = entry._name, entry.epoch
+    if entries[-1].zone != zone:
+        return None
+    lineage = Lineage(
+        entries=tuple(entries), pruned=pruned, genesis_dah=genesis_dah, genesis_epoch=genesis_epoch
+    )
+    return lineage, pieces
+
+
+def _fast_full(tree: Any, data: bytes) -> Validation | None:
+    """The FULL verdict for a canonical, well-formed agent; None sends it to the general path.
+
+    Canonical form is proved by re-encoding piece by piece and comparing with ``data``: the
+    entry pieces give each entry's body digest and name (no second encoding for the
+    replay), and the five other fields give the state digest. Map key order is part of each
+    key-tuple check, so the decoded order is the order re-encoded.
+    """
+    if type(tree) is not dict or tuple(tree) != _CANON_FIELDS:
+        return None
+    context = _fast_context(tree["context"])
+    if context is None:
+        return None
+    lin = _fast_lineage(tree["lineage"], context.zone)
+    if lin is None:
+        return None
+    intent = _fast_intent(tree["intent"])
+    memory = _fast_memory(tree["memory"])
+    policy_ref = _fast_policy_refs(tree["policy_ref"])
+    descriptor = _fast_descriptor(tree["mutation_descriptor"])
+    if intent is None or memory is None or policy_ref is None or descriptor is None:
+        return None
+    lineage, pieces = lin
+    head = encode_ordered(
+        {"intent": tree["intent"], "memory": tree["memory"], "context": tree["context"]}
+    )
+    tail = encode_ordered(
+        {"policy_ref": tree["policy_ref"], "mutation_descriptor": tree["mutation_descriptor"]}
+    )
+    if b"".join((b"\xa6", head[1:], *pieces, tail[1:])) != data:
+        return None
+    agent = Agent(
+        intent=intent,
+        context=context,
+        memory=memory,
+        policy_ref=policy_ref,
+        mutation_descriptor=descriptor,
+        lineage=lineage,
+    )
+    object.__setattr__(agent, "_state", hashlib.sha256(b"\xa5" + head[1:] + tail[1:]).digest())
+    return Validation(ValidationStatus.FULL, (), agent)

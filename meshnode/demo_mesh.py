@@ -47,7 +47,7 @@ NODE_NAMES = ("n0", "n1", "n2", "n3", "n4")
 ZONE_MEMBERS: dict[str, tuple[int, ...]] = {"alpha": (0, 1, 2, 3), "beta": (2, 3, 4)}
 CROSS_ZONE: dict[str, tuple[str, ...]] = {"beta": ("alpha",)}
 """Zones whose agents may enter a zone (its descriptor's cross-zone list): alpha -> beta."""
-START_TIMEOUT_S = 45.0
+START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 API_TIMEOUT_S = 5.0
 

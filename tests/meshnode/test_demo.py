@@ -45,7 +45,7 @@ def node_pids() -> Iterator[list[int]]:
 
 def test_quick_demo_summary_and_no_survivors(node_pids: list[int]) -> None:
     run = subprocess.run(
-        [*DEMO, "--quick", "--json"], cwd=REPO, capture_output=True, timeout=180, check=False
+        [*DEMO, "--quick", "--json"], cwd=REPO, capture_output=True, timeout=240, check=False
     )
     summary: dict[str, Any] = json.loads(run.stdout.decode().strip().splitlines()[-1])
     nodes = summary["nodes"]

@@ -38,7 +38,7 @@ class JsPeer:
     def __init__(self, *args: str) -> None:
         assert NODE is not None
         self.proc = subprocess.Popen(
-            [NODE, "peer.mjs", "--topic", TOPIC, "--max-seconds", "60", *args],
+            [NODE, "peer.mjs", "--topic", TOPIC, "--max-seconds", "150", *args],
             cwd=JS_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -127,7 +127,7 @@ topics = ["{TOPIC}"]
                 raise AssertionError(f"meshnode exited with {self.proc.returncode}:\n{tail}")
             return _read_json(info)
 
-        data = poll(ready, 30, "meshnode ready")
+        data = poll(ready, 60, "meshnode ready")
         assert data["pid"] == self.proc.pid
         self.peer_id: str = data["peer_id"]
         self.addr: str = data["addrs"][0]
@@ -231,7 +231,7 @@ def test_js_dials_meshnode(tmp_path: Path, procs: list[JsPeer | MeshProc]) -> No
     procs.append(mesh)
     js = JsPeer("--dial", mesh.addr)
     procs.append(js)
-    ready = js.wait_for(lambda e: e["event"] == "ready", 20, "js peer ready")
+    ready = js.wait_for(lambda e: e["event"] == "ready", 40, "js peer ready")
     js.wait_for(lambda e: e["event"] == "connected" and e["peer_id"] == mesh.peer_id, 15, "js dial")
     _exchange(mesh, js, ready["peer_id"])
 
@@ -239,7 +239,7 @@ def test_js_dials_meshnode(tmp_path: Path, procs: list[JsPeer | MeshProc]) -> No
 def test_meshnode_dials_js(tmp_path: Path, procs: list[JsPeer | MeshProc]) -> None:
     js = JsPeer()
     procs.append(js)
-    ready = js.wait_for(lambda e: e["event"] == "ready", 20, "js peer ready")
+    ready = js.wait_for(lambda e: e["event"] == "ready", 40, "js peer ready")
     js_addr = ready["addrs"][0]
     assert js_addr.startswith("/ip4/127.0.0.1/tcp/")
     assert js_addr.endswith(f"/p2p/{ready['peer_id']}")

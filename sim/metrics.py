@@ -110,8 +110,9 @@ class Metrics:
 
     def on_reject(self, node: int, key: bytes, verdict: WireVerdict, reason: str) -> None:
         self.rejects[reason] = self.rejects.get(reason, 0) + 1
-        if self.is_target[node] and reason in CONTENT_REASONS:
-            self._verdict(key, verdict)
+        local = reason == "validator" and verdict is WireVerdict.IGNORE
+        if self.is_target[node] and reason in CONTENT_REASONS and not local:
+            self._verdict(key, verdict)  # a validator's IGNORE is local state (DESIGN §5)
 
     def on_decision(self, node: int, code: str) -> None:
         self.decisions[code] = self.decisions.get(code, 0) + 1

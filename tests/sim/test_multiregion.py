@@ -57,3 +57,18 @@ def test_invariants_hold() -> None:
 
 def test_same_seed_same_digest() -> None:
     assert report.digest(small_run()) == report.digest(Simulation(load(MR, SMALL)).run())
+
+
+def test_cli_prints_the_headline_table_and_writes_the_plots(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from meshnode.cli_sim import sim_group
+
+    tiny = [f"--set={s}" for s in (*SMALL, "topology.nodes=30", "workload.tasks=12")]
+    out = tmp_path / "mr"
+    r = CliRunner().invoke(sim_group, ["run", str(MR), "--quiet", "--out", str(out), *tiny])
+    assert r.exit_code == 0, r.output
+    assert "central baseline" in r.output
+    assert "time to resume" in r.output
+    for name in ("report.md", "resume.png", "claim_latency_cdf.png", "verdicts.png"):
+        assert (out / name).exists()

@@ -150,9 +150,16 @@ class Cluster:
         )
 
     def stop_all(self) -> None:
-        for node in self.nodes:
-            if node.proc is not None and node.proc.poll() is None:
-                node.stop(signal.SIGTERM)
+        """SIGTERM every process this cluster started (by pid), then reap them."""
+        live = [n.proc for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+        for proc in live:
+            os.kill(proc.pid, signal.SIGTERM)
+        for proc in live:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def make_cluster(
@@ -248,3 +255,33 @@ def running(cluster: Cluster) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop_all()
+
+
+def start_zone_line(nodes: Sequence[Any]) -> None:
+    """Start ``zone_harness.ZoneNode``s in a line, all processes at once (not one by one).
+
+    Each node's libp2p key is made first so its peer id, and so its neighbour's bootstrap
+    address, is known before any process starts.
+    """
+    for node in nodes:
+        key = load_or_create_key(node.dir / "data" / "node.key")
+        node.peer_id = ID.from_pubkey(key.public_key).to_base58()
+    for i, node in enumerate(nodes):
+        node.write_config([nodes[i - 1].addr()] if i else [])
+    for node in nodes:
+        (node.dir / "data" / "node.json").unlink(missing_ok=True)
+        with open(node.dir / "stderr.log", "ab") as err:
+            node.proc = subprocess.Popen(
+                [sys.executable, "-m", "meshnode.node", "--config", str(node.config)],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+    for node in nodes:
+        info = poll(lambda node=node: _read_json(node.dir / "data" / "node.json"), 30, node.name)
+        assert info["peer_id"] == node.peer_id
+        node.api = info["api"]
+    last = len(nodes) - 1
+    for i, node in enumerate(nodes):
+        want = 1 if i in (0, last) else 2
+        poll(lambda n=node, w=want: n.get("/status")["pubsub_peers"] == w, 20, f"{node.name} links")

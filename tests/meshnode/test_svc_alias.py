@@ -8,11 +8,9 @@ killed anchor restarts with its registrations from its SQLite file.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,7 @@ from meshnode.cli import main as cli_main
 from meshnode.store import AgentRow, Store
 from protocols.agent.build import AgentSpec, agent_content_id, encode_agent, new_agent
 from protocols.identity.host_secrets import HostSecrets
-
-_HARNESS = Path(__file__).with_name("svc_harness.py")
-_spec = importlib.util.spec_from_file_location("svc_harness", _HARNESS)
-assert _spec is not None
-assert _spec.loader is not None
-harness: Any = importlib.util.module_from_spec(_spec)
-sys.modules["svc_harness"] = harness
-_spec.loader.exec_module(harness)
+from tests.meshnode import svc_harness as harness
 
 ANCHOR = ("anchor",)
 

@@ -28,7 +28,8 @@ from protocols.identity.dah import StepMaterial, make_entry, next_totals
 from protocols.identity.ddh import DdhState
 from protocols.identity.host import LocalHost
 from protocols.identity.host_secrets import commitment
-from tests.meshnode.zone_harness import ZoneNode, admit_all, content_id, free_port, poll, start_line
+from tests.meshnode.svc_harness import start_zone_line
+from tests.meshnode.zone_harness import ZoneNode, admit_all, content_id, free_port, poll
 
 N = 5
 
@@ -97,7 +98,7 @@ def extend_as(agent_bytes: bytes, host: LocalHost) -> bytes:
 
 
 def test_handoff_moves_the_agent_and_locks_out_the_old_host(line: list[ZoneNode]) -> None:
-    start_line(line)
+    start_zone_line(line)
     admit_all(line, via=line[0])
     old, new = line[1], line[3]
     new_key = new.get("/status")["host_key"]

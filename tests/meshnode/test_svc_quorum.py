@@ -8,11 +8,9 @@ one validator still certifies (k = 3 of 4), losing two does not.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +21,7 @@ import pytest
 from protocols import codec
 from protocols.governance.quorum import QuorumCertificate, scope_of, verify_certificate
 from protocols.governance.zone import QuorumParams
-
-_HARNESS = Path(__file__).with_name("svc_harness.py")
-_spec = importlib.util.spec_from_file_location("svc_harness", _HARNESS)
-assert _spec is not None
-assert _spec.loader is not None
-harness: Any = importlib.util.module_from_spec(_spec)
-sys.modules["svc_harness"] = harness
-_spec.loader.exec_module(harness)
+from tests.meshnode import svc_harness as harness
 
 VALIDATOR = ("validator",)
 
@@ -118,10 +109,7 @@ def test_quorum_certifies_once_per_scope_durably(cluster: Any) -> None:
     assert short["approvals"] == 2
     assert short["certificate"] is None
 
-
-def test_bad_proposals_are_typed_api_errors(cluster: Any) -> None:
-    harness.start(cluster.nodes[:1])
-    n0 = cluster.nodes[0]
+    # Bad proposals are typed API errors.
     status, body = n0.request("POST", "/quorum/propose", {"genesis": "zz", "genesis_epoch": 0})
     assert status == 400
     assert "genesis" in body["error"]

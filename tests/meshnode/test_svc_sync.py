@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from protocols.agent.validate import validate_bytes
-from tests.meshnode.zone_harness import ZoneNode, admit_all, free_port, poll, start_line
+from tests.meshnode.svc_harness import start_zone_line
+from tests.meshnode.zone_harness import ZoneNode, admit_all, free_port, poll
 
 N = 5
-GOSSIP_HISTORY_S = 6.0  # mcache: 5 heartbeats of 1 s; IHAVE covers the last 3
+GOSSIP_HISTORY_S = 3.5  # IHAVE re-offers the last 3 heartbeats (1 s each); restart adds more
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def sync_counters(node: ZoneNode) -> Any:
 
 
 def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> None:
-    start_line(line)
+    start_zone_line(line)
     admit_all(line, via=line[0])
     left, middle, right = line[0], line[2], line[4]
 

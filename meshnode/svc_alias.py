@@ -42,6 +42,7 @@ from meshnode.svc_wire import (
     BAD_REQUEST,
     NOT_SERVED,
     REFUSED,
+    PeerFilter,
     ServeCounters,
     ServiceError,
     WireParams,
@@ -171,6 +172,7 @@ class AliasService:
         self._ids = itertools.count(1)
         self._nursery: trio.Nursery | None = None
         self._last_reload = -math.inf
+        self._peers = PeerFilter(PROTOCOL)
 
     # -- NodeService -----------------------------------------------------------------------
 
@@ -295,7 +297,12 @@ class AliasService:
             await self._exchange_round()
 
     async def _exchange_round(self) -> None:
-        peers = [p for p in self.node.mesh.connected_peers() if p != self.node.mesh.peer_id]
+        host, now = self.node.mesh.host, trio.current_time()
+        peers = [
+            p
+            for p in self.node.mesh.connected_peers()
+            if p != self.node.mesh.peer_id and self._peers.wanted(host, p, now)
+        ]
         limiter = trio.CapacityLimiter(self.params.exchange_parallel)
         async with trio.open_nursery() as nursery:
             for peer in sorted(peers, key=lambda p: p.to_bytes()):
@@ -315,6 +322,8 @@ class AliasService:
                 )
             except MeshError as exc:
                 self.counters.exchange_failures += 1
+                if isinstance(exc, ServiceError):
+                    self._peers.failed(peer, exc, trio.current_time())
                 log.debug("anchor exchange failed", extra={"peer": peer.to_base58(), "e": str(exc)})
                 return
             self.counters.exchanges += 1

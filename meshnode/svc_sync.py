@@ -36,6 +36,7 @@ from meshnode.services import current_epoch
 from meshnode.svc_wire import (
     BAD_REQUEST,
     NOT_SERVED,
+    PeerFilter,
     ServeCounters,
     ServiceError,
     WireParams,
@@ -79,6 +80,7 @@ class SyncCounters:
     zone_pulls: int = 0
     zone_objects_new: int = 0
     head_pulls: int = 0
+    head_pulls_same: int = 0
     states_received: int = 0
     states_accepted: int = 0
     states_sent: int = 0
@@ -118,6 +120,11 @@ def _queued(zone: str, agent: bytes) -> Queued:
     return Queued("agents", zone, mid, envelope, local=True, via_sync=True)
 
 
+def heads_digest(heads: list[list[Any]]) -> bytes:
+    """sha256 of the canonical ``[[genesis, depth], ...]`` list (sorted by genesis)."""
+    return hashlib.sha256(codec.encode(heads)).digest()
+
+
 class SyncService:
     """Pulls zone files and newer agent states from connected peers; serves its own."""
 
@@ -131,6 +138,7 @@ class SyncService:
         self._wake = trio.Event()
         self._zone_synced: set[tuple[bytes, str]] = set()
         self.last_round_s = 0.0
+        self._peers = PeerFilter(PROTOCOL)
 
     def install(self) -> None:
         host = self.node.mesh.host
@@ -159,9 +167,10 @@ class SyncService:
         connected = set(self.node.mesh.connected_peers())
         self._zone_synced = {(p, z) for p, z in self._zone_synced if ID(p) in connected}
         zones = sorted(self.node.zones.zones)
+        host, now = self.node.mesh.host, trio.current_time()
         async with trio.open_nursery() as nursery:
             for peer in sorted(connected, key=lambda p: p.to_bytes()):
-                if peer != self.node.mesh.peer_id:
+                if peer != self.node.mesh.peer_id and self._peers.wanted(host, peer, now):
                     nursery.start_soon(self._sync_peer, peer, zones)
         self.last_round_s = time.monotonic() - started
 
@@ -174,6 +183,8 @@ class SyncService:
                 await self.pull_heads(peer, zone)
             except MeshError as exc:
                 self.counters.failures += 1
+                if isinstance(exc, ServiceError):
+                    self._peers.failed(peer, exc, trio.current_time())
                 log.debug("sync failed", extra={"peer": peer.to_base58(), "error": str(exc)})
                 return
 
@@ -194,17 +205,21 @@ class SyncService:
         return added
 
     async def pull_heads(self, peer: ID, zone: str) -> int:
-        """Send our heads, admit the newer states the peer returns; returns how many ACCEPTed."""
+        """Send our heads, admit the newer states the peer returns; returns how many ACCEPTed.
+
+        First only a digest of our heads: a peer holding the same heads answers ``same`` and
+        the round costs two small messages; otherwise the full list follows.
+        """
         mine = await self.node.db(self._heads, zone)
         heads = [[g, d] for g, d in sorted(mine.items())][: self.params.max_heads]
-        answer = await call(
-            self.node.mesh.host,
-            peer,
-            (),
-            PROTOCOL,
-            {"t": "heads", "zone": zone, "heads": heads},
-            self.params.wire,
-        )
+        host, wire = self.node.mesh.host, self.params.wire
+        request: dict[str, Any] = {"t": "heads", "zone": zone, "digest": heads_digest(heads)}
+        answer = await call(host, peer, (), PROTOCOL, request, wire)
+        if answer.get("same") is True:
+            self.counters.head_pulls_same += 1
+            return 0
+        request = {"t": "heads", "zone": zone, "heads": heads}
+        answer = await call(host, peer, (), PROTOCOL, request, wire)
         self.counters.head_pulls += 1
         states = field_list(answer, "states", self.params.max_states)
         items = []
@@ -287,6 +302,11 @@ class SyncService:
         if kind == "zone":
             return ok(bundle=await self.node.db(self._bundle, zone))
         if kind == "heads":
+            if "digest" in request:
+                mine = await self.node.db(self._heads, zone)
+                ours = [[g, d] for g, d in sorted(mine.items())][: self.params.max_heads]
+                same = field_bytes(request, "digest", 32) == heads_digest(ours)
+                return ok(same=same, states=[])
             theirs: dict[bytes, int] = {}
             for i, item in enumerate(field_list(request, "heads", self.params.max_heads)):
                 if (

@@ -181,6 +181,36 @@ async def call(
     return answer
 
 
+class PeerFilter:
+    """Which connected peers are worth asking in periodic rounds.
+
+    A peer that does not speak a protocol (a plain libp2p peer, a js node) is skipped: when
+    identify listed its protocols without ours, or for ``mute_s`` after it refused ours.
+    Without this every round would log a failed negotiation per such peer.
+    """
+
+    def __init__(self, protocol: str, mute_s: float = 60.0) -> None:
+        self.protocol = protocol
+        self.mute_s = mute_s
+        self._muted: dict[bytes, float] = {}
+
+    def wanted(self, host: IHost, peer: ID, now: float) -> bool:
+        until = self._muted.get(peer.to_bytes())
+        if until is not None and now < until:
+            return False
+        try:
+            known = host.get_peerstore().get_protocols(peer)
+        except KeyError:  # PeerStoreError: nothing known yet
+            known = []
+        return not known or self.protocol in known
+
+    def failed(self, peer: ID, error: ServiceError, now: float) -> None:
+        if "not supported" in error.message:
+            self._muted[peer.to_bytes()] = now + self.mute_s
+        if len(self._muted) > 4096:
+            self._muted = {k: v for k, v in self._muted.items() if v > now}
+
+
 async def _reset(stream: INetStream) -> None:
     with contextlib.suppress(BaseLibp2pError, OSError):
         await stream.reset()

@@ -94,6 +94,8 @@ def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> No
     assert sync_counters(middle)["states_accepted"] >= 2
     assert sync_counters(left)["states_accepted"] >= 1
     assert sync_counters(right)["states_accepted"] >= 1
+    # Once converged, a round costs a digest: the peers answer "same".
+    poll(lambda: sync_counters(left)["head_pulls_same"] > 0, 10, "a converged digest round")
     # Nothing was executed twice, nor by anyone but each agent's host.
     assert len(left.executions()) == 1
     assert len(right.executions()) == 1

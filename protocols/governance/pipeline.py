@@ -49,7 +49,7 @@ from protocols.governance.quorum import (
 from protocols.governance.view import ZoneView
 from protocols.governance.zone import ZoneDescriptor
 from protocols.identity.reasons import SlopeReason
-from protocols.identity.slope import SlopeParams, SlopeTracker, verify_agent
+from protocols.identity.slope import SlopeTracker, verify_agent
 from protocols.types import PolicyVerdict, ValidationStatus, WireVerdict
 
 ENVELOPE_VERSION: Final = 1
@@ -381,8 +381,10 @@ def _identity(run: _Run, stage: str) -> None:
     if active is None or active.id != desc.id:
         raise _Stop(stage, "descriptor-not-active", "head names a version not active at its epoch")
     run.desc = desc
-    params = SlopeParams(window=None, max_ahead=1, recovery=desc.recovery_rule())
-    result = verify_agent(agent, inp.view.hosts, inp.tracker, inp.epoch, params=params)
+    params = inp.view.slope_params(desc)
+    result = verify_agent(
+        agent, inp.view.hosts, inp.tracker, inp.epoch, params=params, verified=inp.view.verified
+    )
     if not result.ok:
         code = _SLOPE_CODES[result.reason]
         if code == "fork" and _is_zone_entry(agent):

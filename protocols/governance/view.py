@@ -17,8 +17,13 @@ from protocols.governance.meta import OverrideTable
 from protocols.governance.policy import Contract, parse_contract, policy_ref_valid
 from protocols.governance.signing import TAG_CONTRACT, Authority, Signed, decode_signed
 from protocols.governance.zone import DescriptorSet, ZoneDescriptor
-from protocols.identity.host import HostRecord, MemoryHostDirectory, Revocation
-from protocols.identity.slope import Equivocation
+from protocols.identity.host import (
+    HostRecord,
+    MemoryHostDirectory,
+    Revocation,
+    VerifiedSignatures,
+)
+from protocols.identity.slope import Equivocation, SlopeParams
 
 
 @dataclass
@@ -38,6 +43,11 @@ class ZoneView:
     equivocations: dict[tuple[bytes, bytes], Equivocation] = field(default_factory=dict)
     """Verified equivocation proofs by (host, prev): both branches escalate."""
     _ref_ok: dict[tuple[bytes, bytes, bytes], bool] = field(default_factory=dict, repr=False)
+    verified: VerifiedSignatures | None = field(default=None, repr=False)
+    """Optional cache of host signatures that verified, so a successor re-verifies only its
+    new entries; it changes no verdict (see :class:`~protocols.identity.host.VerifiedSignatures`).
+    Off by default: a simulator with thousands of views should share one, not hold one each."""
+    _slope_params: dict[bytes, SlopeParams] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.descriptors = DescriptorSet(self.zone, self.authority)
@@ -55,6 +65,15 @@ class ZoneView:
                 self._ref_ok.clear()
             self._ref_ok[key] = ok
         return ok
+
+    def slope_params(self, desc: ZoneDescriptor) -> SlopeParams:
+        """Admission's slope bounds under ``desc``, built once per descriptor version
+        (descriptors are immutable and named by their content id)."""
+        params = self._slope_params.get(desc.id)
+        if params is None:
+            params = SlopeParams(window=None, max_ahead=1, recovery=desc.recovery_rule())
+            self._slope_params[desc.id] = params
+        return params
 
     def add_descriptor(self, signed: Signed) -> ZoneDescriptor:
         return self.descriptors.add(signed)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
@@ -32,7 +34,78 @@ REVOKE_TAG: Final = b"meshnode/host-revocation/1\x00"
 
 
 def verify_signature(key: bytes, message: bytes, signature: bytes) -> bool:
-    """Ed25519 verification that answers False for any bad key, message or signature."""
+    """Ed25519 verification that answers False for any bad key, message or signature.
+
+    Calls libsodium's open directly: ``VerifyKey(key).verify(message, signature)`` checks the
+    same two lengths and then makes exactly this call, so the verdict is the same, without
+    building a key object per signature (admission verifies five per fresh agent).
+    """
+    if (
+        type(key) is not bytes
+        or type(message) is not bytes
+        or type(signature) is not bytes
+        or len(key) != KEY_LEN
+        or len(signature) != SIG_LEN
+    ):
+        return _verify_slow(key, message, signature)
+    try:
+        crypto_sign_open(signature + message, key)
+    except BadSignatureError:
+        return False
+    return True
+
+
+class VerifiedSignatures:
+    """Bounded LRU of Ed25519 (key, message, signature) triples that verified.
+
+    Held by the caller (a node's zone view) and passed into slope checks, so a successor
+    whose older entries were verified before costs one verification, not five. It cannot
+    change a verdict: verification is a deterministic function of the triple, the cache key
+    is the exact triple (key and signature have fixed lengths, so the concatenation is
+    unambiguous; no digest, so no collision argument), only successes are stored, and a miss
+    or an eviction just verifies again. Checks around the signature (host admitted,
+    record, epochs, revocation) are never cached.
+    """
+
+    def __init__(self, capacity: int = 16384) -> None:
+        if capacity < 1:
+            raise SchemaError("capacity must be >= 1", path="verified.capacity")
+        self.capacity = capacity
+        self._ok: OrderedDict[bytes, None] = OrderedDict()
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._ok)
+
+    def verify(self, key: bytes, message: bytes, signature: bytes) -> bool:
+        """:func:`verify_signature`, answered from the cache when this triple verified."""
+        if len(key) != KEY_LEN or len(signature) != SIG_LEN:
+            return False
+        triple = bytes(key) + bytes(signature) + bytes(message)
+        ok = self._ok
+        if triple in ok:
+            ok.move_to_end(triple)
+            self.hits += 1
+            return True
+        if not verify_signature(key, message, signature):
+            return False
+        ok[triple] = None
+        if len(ok) > self.capacity:
+            ok.popitem(last=False)
+        return True
+
+
+def check_signature(
+    key: bytes, message: bytes, signature: bytes, verified: VerifiedSignatures | None
+) -> bool:
+    """:func:`verify_signature` through ``verified`` when the caller keeps one."""
+    if verified is None:
+        return verify_signature(key, message, signature)
+    return verified.verify(key, message, signature)
+
+
+def _verify_slow(key: bytes, message: bytes, signature: bytes) -> bool:
+    """The general form, for bytes-like arguments that are not ``bytes``."""
     if len(key) != KEY_LEN or len(signature) != SIG_LEN:
         return False
     try:

@@ -22,7 +22,12 @@ from protocols.agent import lineage as lineage_mod
 from protocols.agent.schema import GENESIS_PREV, Agent, LineageEntry, MutationClass
 from protocols.errors import SchemaError
 from protocols.identity.dah import GENESIS_DAH_PREV, entry_dah, genesis_totals, next_totals
-from protocols.identity.host import HostDirectory, verify_signature
+from protocols.identity.host import (
+    HostDirectory,
+    VerifiedSignatures,
+    check_signature,
+    verify_signature,
+)
 from protocols.identity.host_secrets import commitment
 from protocols.identity.reasons import SlopeReason, SlopeRefusal
 from protocols.identity.recovery import ForwardLink, RecoveryVerifier, link_ok
@@ -145,7 +150,12 @@ def _genesis_problem(e: LineageEntry, body: bytes) -> tuple[SlopeReason, str] | 
 
 
 def _host_problem(
-    e: LineageEntry, body: bytes, hosts: HostDirectory, epoch: int, params: SlopeParams
+    e: LineageEntry,
+    body: bytes,
+    hosts: HostDirectory,
+    epoch: int,
+    params: SlopeParams,
+    verified: VerifiedSignatures | None,
 ) -> tuple[SlopeReason, str] | None:
     if e.epoch > epoch + params.max_ahead:
         return SlopeReason.EPOCH_WINDOW, f"epoch {e.epoch} is ahead of the local epoch {epoch}"
@@ -156,7 +166,7 @@ def _host_problem(
         return SlopeReason.UNKNOWN_HOST, "names a host record that does not admit its signer"
     if e.epoch < record.valid_from_epoch:
         return SlopeReason.UNKNOWN_HOST, "made before the host's record is valid"
-    if not verify_signature(e.host, lineage_mod.signing_message(body, e.dah), e.sig):
+    if not check_signature(e.host, lineage_mod.signing_message(body, e.dah), e.sig, verified):
         return SlopeReason.BAD_SIGNATURE, "host signature does not verify"
     return None
 
@@ -171,13 +181,16 @@ def verify_slope(
     head_state: bytes | None = None,
     genesis: tuple[bytes, int] | None = None,
     trusted_name: bytes | None = None,
+    verified: VerifiedSignatures | None = None,
 ) -> SlopeCheck:
     """Check ``entries`` as the continuation of ``trusted_head`` (None: from genesis).
 
     ``epoch`` is the local epoch; ``head_state`` the recomputed state digest of the agent
     (checked against the head's); ``genesis`` the slope's (genesis DAH, epoch) when
     ``trusted_head`` is given (needed only to check recovery tokens); ``trusted_name`` the
-    trusted head's name when the caller already computed it.
+    trusted head's name when the caller already computed it; ``verified`` the caller's
+    cache of signatures that verified (it changes no verdict, see
+    :class:`~protocols.identity.host.VerifiedSignatures`).
     """
     if not entries:
         return _fail(SlopeReason.MALFORMED, 0, "no entries to check")
@@ -198,10 +211,10 @@ def verify_slope(
         else:
             problem = _step_problem(e, prev, prev_name, body, params, genesis)
         if problem is None:
-            problem = _host_problem(e, body, hosts, epoch, params)
+            problem = _host_problem(e, body, hosts, epoch, params, verified)
         if problem is not None:
             return _fail(problem[0], i, problem[1])
-        prev, prev_name = e, lineage_mod.entry_hash(e, body)
+        prev, prev_name = e, lineage_mod.entry_hash(e)  # memoized; body is e's digest
     last = len(entries) - 1
     head = entries[last]
     if hosts.is_revoked(head.host):
@@ -219,12 +232,15 @@ def verify_slope(
     return SlopeCheck(SlopeReason.OK, -1, "", prev_name, head.dah, head.totals.depth)
 
 
-def _checkpoint_problem(entry: LineageEntry, hosts: HostDirectory) -> str | None:
+def _checkpoint_problem(
+    entry: LineageEntry, hosts: HostDirectory, verified: VerifiedSignatures | None
+) -> str | None:
     """A pruned entry is taken on its signature alone (its own step is not carried)."""
     body = lineage_mod.body_digest(entry)
     if hosts.by_key(entry.host) is None:
         return "the pruned checkpoint entry's host is not admitted"
-    if not verify_signature(entry.host, lineage_mod.signing_message(body, entry.dah), entry.sig):
+    message = lineage_mod.signing_message(body, entry.dah)
+    if not check_signature(entry.host, message, entry.sig, verified):
         return "the pruned checkpoint entry's signature does not verify"
     return None
 
@@ -236,6 +252,7 @@ def verify_agent(
     epoch: int,
     *,
     params: SlopeParams = DEFAULT_PARAMS,
+    verified: VerifiedSignatures | None = None,
 ) -> SlopeCheck:
     """Check a (structurally valid) agent's slope; records nothing.
 
@@ -243,15 +260,15 @@ def verify_agent(
     checked (replay, fork and gap are named). Otherwise the whole carried lineage is checked
     with no prior trust: from genesis when nothing was pruned, else from the pruned
     checkpoint entry (whose host and signature must verify). The head's state digest is
-    recomputed from the agent either way.
+    recomputed from the agent either way. ``verified``: see :func:`verify_slope`.
     """
     if tracker is not None:
-        return tracker.check(agent, hosts, epoch=epoch, params=params)
+        return tracker.check(agent, hosts, epoch=epoch, params=params, verified=verified)
     line = agent.lineage
     if line is None or not line.entries:
         return _fail(SlopeReason.MALFORMED, 0, "agent has no lineage")
     if line.pruned is not None:
-        why = _checkpoint_problem(line.pruned, hosts)
+        why = _checkpoint_problem(line.pruned, hosts, verified)
         if why is not None:
             return SlopeCheck(SlopeReason.UNKNOWN_HOST, -1, why)
     return verify_slope(
@@ -262,6 +279,7 @@ def verify_agent(
         params=params,
         head_state=lineage_mod.state_digest(agent),
         genesis=(line.genesis_dah, line.genesis_epoch),
+        verified=verified,
     )
 
 
@@ -346,18 +364,20 @@ class SlopeTracker:
         epoch: int,
         params: SlopeParams = DEFAULT_PARAMS,
         bridge: Sequence[LineageEntry] = (),
+        verified: VerifiedSignatures | None = None,
     ) -> SlopeCheck:
         """Check ``agent`` against the trusted head of its slope; records nothing.
 
         ``bridge``: the steps from the trusted head itself up to the agent's first carried
         entry, when the agent no longer carries the trusted head (delayed validation).
+        ``verified``: see :func:`verify_slope`.
         """
         line = agent.lineage
         if line is None or not line.entries:
             return _fail(SlopeReason.MALFORMED, 0, "agent has no lineage")
         known = self.trusted(line.genesis_dah)
         if known is None:
-            return verify_agent(agent, hosts, None, epoch, params=params)
+            return verify_agent(agent, hosts, None, epoch, params=params, verified=verified)
         trusted_name, trusted_depth = known
         entries = line.entries
         head_depth = entries[-1].totals.depth
@@ -417,6 +437,7 @@ class SlopeTracker:
             head_state=lineage_mod.state_digest(agent),
             genesis=(line.genesis_dah, line.genesis_epoch),
             trusted_name=trusted_name,
+            verified=verified,
         )
         if result.ok:
             return result
@@ -433,9 +454,12 @@ class SlopeTracker:
         epoch: int,
         params: SlopeParams = DEFAULT_PARAMS,
         bridge: Sequence[LineageEntry] = (),
+        verified: VerifiedSignatures | None = None,
     ) -> SlopeCheck:
         """:meth:`check`, and on success trust the new head."""
-        result = self.check(agent, hosts, epoch=epoch, params=params, bridge=bridge)
+        result = self.check(
+            agent, hosts, epoch=epoch, params=params, bridge=bridge, verified=verified
+        )
         if result.ok:
             assert agent.lineage is not None
             self.remember(agent.lineage.genesis_dah, result.head, result.depth)

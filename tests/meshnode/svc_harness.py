@@ -94,7 +94,7 @@ class SvcNode:
                 stderr=err,
             )
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
         assert self.proc is not None
         proc = self.proc
 
@@ -278,10 +278,10 @@ def start_zone_line(nodes: Sequence[Any]) -> None:
                 stderr=err,
             )
     for node in nodes:
-        info = poll(lambda node=node: _read_json(node.dir / "data" / "node.json"), 30, node.name)
+        info = poll(lambda node=node: _read_json(node.dir / "data" / "node.json"), 60, node.name)
         assert info["peer_id"] == node.peer_id
         node.api = info["api"]
     last = len(nodes) - 1
     for i, node in enumerate(nodes):
         want = 1 if i in (0, last) else 2
-        poll(lambda n=node, w=want: n.get("/status")["pubsub_peers"] == w, 20, f"{node.name} links")
+        poll(lambda n=node, w=want: n.get("/status")["pubsub_peers"] == w, 30, f"{node.name} links")

@@ -76,7 +76,7 @@ def test_alias_register_resolve_refuse_and_survive_anchor_loss(cluster: Any) -> 
             lambda node=node: (
                 {a["key"] for a in node.get("/alias/anchors")["anchors"]} == anchor_keys
             ),
-            20,
+            30,
             f"{node.name} to hear every anchor",
         )
     assert not n0.get("/alias/anchors")["anchor"]

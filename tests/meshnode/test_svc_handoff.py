@@ -108,9 +108,9 @@ def test_handoff_moves_the_agent_and_locks_out_the_old_host(line: list[ZoneNode]
     status, answer = old.publish_agent(agent)
     assert status == 200, answer
     genesis = validate_bytes(agent).agent.lineage.genesis_dah.hex()  # type: ignore[union-attr]
-    executed = poll(lambda: old.executions(), 10, "execution at the old host")
+    executed = poll(lambda: old.executions(), 20, "execution at the old host")
     for n in line:
-        poll(lambda n=n: executed[0]["result_id"] in n.agent_ids(), 10, f"result at {n.name}")
+        poll(lambda n=n: executed[0]["result_id"] in n.agent_ids(), 20, f"result at {n.name}")
 
     # Migrate: commitment from n3, seal by n1, admission by n3.
     body = json.dumps({"genesis": genesis, "to": new_key}).encode()
@@ -120,13 +120,13 @@ def test_handoff_moves_the_agent_and_locks_out_the_old_host(line: list[ZoneNode]
     admission_id = moved["admission"]["content_id"]
     assert moved["admission"]["wire"] == "ACCEPT"
     for n in line:
-        poll(lambda n=n: {seal_id, admission_id} <= n.agent_ids(), 10, f"handoff at {n.name}")
+        poll(lambda n=n: {seal_id, admission_id} <= n.agent_ids(), 20, f"handoff at {n.name}")
 
     # The new host's extension: it executes the admitted agent; every member accepts it.
-    ran = poll(lambda: new.executions(), 10, "execution at the new host")
+    ran = poll(lambda: new.executions(), 20, "execution at the new host")
     assert [e["content_id"] for e in ran] == [admission_id]
     for n in line:
-        poll(lambda n=n: ran[0]["result_id"] in n.agent_ids(), 10, f"new result at {n.name}")
+        poll(lambda n=n: ran[0]["result_id"] in n.agent_ids(), 20, f"new result at {n.name}")
     assert [e["content_id"] for e in old.executions()] == [executed[0]["content_id"]]
 
     # The old host signs a successor of the agent's current state: every member REJECTs it.

@@ -86,7 +86,7 @@ def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> No
     middle.start()
     for n in line:
         try:
-            poll(lambda n=n: all(heads(n).get(g) == r for g, r in results.items()), 20, n.name)
+            poll(lambda n=n: all(heads(n).get(g) == r for g, r in results.items()), 30, n.name)
         except AssertionError as exc:
             seen = [(d["verdict"], d["reason"]) for d in n.decisions()[-6:]]
             raise AssertionError(f"{exc}: {sync_counters(n)} {seen}") from None

@@ -13,9 +13,10 @@ How each figure is taken (all processes share the machine's wall clock):
   the same message (no HTTP in the figure). Zone: an agent made and published at A; B's
   decision time minus A's decision time (A admits and commits before it publishes, so the
   figure holds one commit, one hop and one admission).
-- rates: the bench posts to a random node at the scheduled times; a message's to-all latency
-  is the last node's receive (plain) or ACCEPT decision (zone) time minus the bench's send
-  time, so the HTTP call and, for zones, making the agent are inside it. Rates are tried in
+- rates: the bench posts to a random node at the scheduled times (from a thread pool); a
+  message's to-all latency is the last node's receive (plain) or ACCEPT decision (zone)
+  time minus the publisher's own delivery or decision time (the stock workers: minus the
+  time of the publish call), so the bench's HTTP call is not in it. Rates are tried in
   ascending order until one fails.
 - stock: the same 16-node graph of ``bench/stock_worker.py`` processes, each a
   py-libp2p host with its own Pubsub + GossipSub, fed publish commands on stdin and logging
@@ -392,11 +393,14 @@ def rate_zone(nodes: list[Node], rate: int, seconds: float, rng: random.Random) 
 
 
 def _window(rate: int, sent_at: dict[Any, int], times: list[dict[Any, int]], lag: float) -> Window:
+    """To-all latency of a message: last node's time minus the publisher's own time (the
+    earliest: its own delivery or decision, or a stock worker's publish call), so the
+    bench's HTTP call or pipe write to the publisher is not in the figure."""
     to_all: list[float] = []
-    for key, t0 in sent_at.items():
-        got = [t.get(key) for t in times]
-        if all(g is not None for g in got):
-            to_all.append((max(g for g in got if g is not None) - t0) / 1e6)
+    for key in sent_at:
+        got = [t[key] for t in times if key in t]
+        if len(got) == len(times):
+            to_all.append((max(got) - min(got)) / 1e6)
     p99 = pct(to_all, 0.99) if to_all else float("inf")
     return Window(rate, len(sent_at), len(to_all), p99, lag)
 

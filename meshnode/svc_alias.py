@@ -173,6 +173,7 @@ class AliasService:
         self._nursery: trio.Nursery | None = None
         self._last_reload = -math.inf
         self._peers = PeerFilter(PROTOCOL)
+        self._file_limiter = trio.CapacityLimiter(1)  # one thread at a time on alias.sqlite3
 
     # -- NodeService -----------------------------------------------------------------------
 
@@ -199,7 +200,7 @@ class AliasService:
         finally:
             if self._persist is not None:
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(self._persist.close)
+                    await trio.to_thread.run_sync(self._persist.close, limiter=self._file_limiter)
 
     def wake(self) -> None:
         self._wake.set()
@@ -226,8 +227,8 @@ class AliasService:
 
     async def _become_anchor(self, key: bytes) -> None:
         path = self.node.config.node.data_dir / "alias.sqlite3"
-        persist = await trio.to_thread.run_sync(AliasStore.open, path)
-        regs = await trio.to_thread.run_sync(persist.all)
+        persist = await trio.to_thread.run_sync(AliasStore.open, path, limiter=self._file_limiter)
+        regs = await trio.to_thread.run_sync(persist.all, limiter=self._file_limiter)
         store = AnchorStore(key)
         for reg in regs:
             store.register(reg)
@@ -381,7 +382,8 @@ class AliasService:
             raise ServiceError(NOT_SERVED, "this node is not an anchor")
         persist = self._persist
         try:
-            await trio.to_thread.run_sync(persist.put, reg)  # durable before acknowledged
+            # durable before acknowledged
+            await trio.to_thread.run_sync(persist.put, reg, limiter=self._file_limiter)
         except AliasStoreError as exc:
             raise ServiceError(REFUSED, exc.message) from exc
         changed = self.anchor.register(reg)

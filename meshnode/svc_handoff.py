@@ -150,6 +150,7 @@ class HandoffService:
         self.serve_counters = ServeCounters()
         self.pending: PendingStore | None = None
         self._lock = trio.Lock()
+        self._file_limiter = trio.CapacityLimiter(1)  # one thread at a time on the file
 
     def install(self) -> None:
         handler = stream_handler(self.name, self._handle, self.params.wire, self.serve_counters)
@@ -160,13 +161,13 @@ class HandoffService:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         path = self.node.config.node.data_dir / "handoff.sqlite3"
-        self.pending = await trio.to_thread.run_sync(PendingStore, path)
+        self.pending = await trio.to_thread.run_sync(PendingStore, path, limiter=self._file_limiter)
         try:
             task_status.started()
             await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self.pending.close)
+                await trio.to_thread.run_sync(self.pending.close, limiter=self._file_limiter)
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -212,7 +213,14 @@ class HandoffService:
         assert self.pending is not None
         pending = self.pending
         await trio.to_thread.run_sync(
-            pending.put, handoff.commit, genesis, zone, to_zone, current_epoch(), secret
+            pending.put,
+            handoff.commit,
+            genesis,
+            zone,
+            to_zone,
+            current_epoch(),
+            secret,
+            limiter=self._file_limiter,
         )  # durable before the commitment leaves this node
         self.counters.commitments += 1
         return ok(next_signer=handoff.next_signer, commit=handoff.commit)
@@ -229,7 +237,9 @@ class HandoffService:
             self.counters.refused += 1
             raise ServiceError(REFUSED, "the head is not a seal naming this host")
         assert self.pending is not None
-        pending = await trio.to_thread.run_sync(self.pending.get, seal.commit)
+        pending = await trio.to_thread.run_sync(
+            self.pending.get, seal.commit, limiter=self._file_limiter
+        )
         if pending is None:
             self.counters.refused += 1
             raise ServiceError(REFUSED, "no commitment of this host matches the seal")
@@ -242,7 +252,7 @@ class HandoffService:
             assert admitted.lineage is not None
             entry = admitted.lineage.entries[-1]
             result = await self._publish(to_zone, encode_agent(admitted))
-        await trio.to_thread.run_sync(self.pending.drop, seal.commit)
+        await trio.to_thread.run_sync(self.pending.drop, seal.commit, limiter=self._file_limiter)
         self.counters.admissions_made += 1
         log.info("migration admitted", extra={"zone": to_zone, "genesis": genesis.hex()})
         return ok(seal=sealed, admission=result, head=entry.dah)

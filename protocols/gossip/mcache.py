@@ -8,6 +8,7 @@ peer cannot pull the same message more than ``gossip_retransmission`` times.
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 
 from protocols.gossip.rpc import Message
 from protocols.types import MsgId, PeerId
@@ -50,10 +51,9 @@ class MessageCache:
     def gossip_ids(self, topic: str) -> list[MsgId]:
         """Ids of ``topic`` in the newest ``history_gossip`` windows, newest first."""
         out: list[MsgId] = []
-        for i, window in enumerate(self._windows):
-            if i >= self._gossip:
-                break
-            out.extend(mid for mid, t in window if t == topic)
+        for window in islice(self._windows, self._gossip):
+            if window:  # every heartbeat asks; most windows are empty between messages
+                out.extend([mid for mid, t in window if t == topic])
         return out
 
     def shift(self) -> None:

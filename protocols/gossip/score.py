@@ -316,38 +316,49 @@ class PeerScore(Tracer):
         self._last_decay += steps * self.params.decay_interval
         p = self.params
         zero = p.decay_to_zero
-        for peer in list(self._peers):
-            ps = self._peers[peer]
+        # The hot loop of every heartbeat: each counter times decay**steps, snapped to 0 under
+        # decay_to_zero; zero counters (the common case) are skipped, and the factors are
+        # computed once per TopicScoreParams.
+        factors: dict[int, tuple[float, float, float, float]] = {}
+        bp_factor = p.behaviour_penalty_decay**steps
+        peers = self._peers
+        for peer, ps in list(peers.items()):
             if not ps.connected:
                 if now > ps.expire:
-                    del self._peers[peer]
+                    del peers[peer]
                 continue  # retained scores do not decay: the peer is away, not improving
             for ts in ps.topics.values():
                 tp = ts.params
-                ts.first_deliveries = _dec(
-                    ts.first_deliveries, tp.first_message_deliveries_decay, steps, zero
-                )
-                ts.mesh_deliveries = _dec(
-                    ts.mesh_deliveries, tp.mesh_message_deliveries_decay, steps, zero
-                )
-                ts.mesh_failure_penalty = _dec(
-                    ts.mesh_failure_penalty, tp.mesh_failure_penalty_decay, steps, zero
-                )
-                ts.invalid_deliveries = _dec(
-                    ts.invalid_deliveries, tp.invalid_message_deliveries_decay, steps, zero
-                )
-            ps.behaviour_penalty = _dec(
-                ps.behaviour_penalty, p.behaviour_penalty_decay, steps, zero
-            )
+                f = factors.get(id(tp))
+                if f is None:
+                    f = factors[id(tp)] = (
+                        tp.first_message_deliveries_decay**steps,
+                        tp.mesh_message_deliveries_decay**steps,
+                        tp.mesh_failure_penalty_decay**steps,
+                        tp.invalid_message_deliveries_decay**steps,
+                    )
+                v = ts.first_deliveries
+                if v != 0.0:
+                    v *= f[0]
+                    ts.first_deliveries = 0.0 if abs(v) < zero else v
+                v = ts.mesh_deliveries
+                if v != 0.0:
+                    v *= f[1]
+                    ts.mesh_deliveries = 0.0 if abs(v) < zero else v
+                v = ts.mesh_failure_penalty
+                if v != 0.0:
+                    v *= f[2]
+                    ts.mesh_failure_penalty = 0.0 if abs(v) < zero else v
+                v = ts.invalid_deliveries
+                if v != 0.0:
+                    v *= f[3]
+                    ts.invalid_deliveries = 0.0 if abs(v) < zero else v
+            v = ps.behaviour_penalty
+            if v != 0.0:
+                v *= bp_factor
+                ps.behaviour_penalty = 0.0 if abs(v) < zero else v
         cutoff = now - self._delivery_ttl
         order = self._delivery_order
         while order and order[0][0] <= cutoff:
             _, mid = order.popleft()
             self._deliveries.pop(mid, None)
-
-
-def _dec(value: float, decay: float, steps: int, zero: float) -> float:
-    if value == 0.0:
-        return 0.0
-    value *= decay**steps
-    return 0.0 if abs(value) < zero else value

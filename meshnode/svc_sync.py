@@ -139,6 +139,7 @@ class SyncService:
         self._zone_synced: set[tuple[bytes, str]] = set()
         self.last_round_s = 0.0
         self._peers = PeerFilter(PROTOCOL)
+        self._heads_cache: tuple[float, list[list[Any]]] | None = None
 
     def install(self) -> None:
         host = self.node.mesh.host
@@ -175,18 +176,17 @@ class SyncService:
         self.last_round_s = time.monotonic() - started
 
     async def _sync_peer(self, peer: ID, zones: list[str]) -> None:
-        for zone in zones:
-            try:
+        try:
+            for zone in zones:
                 if (peer.to_bytes(), zone) not in self._zone_synced:
                     await self.pull_zone(peer, zone)
                     self._zone_synced.add((peer.to_bytes(), zone))
-                await self.pull_heads(peer, zone)
-            except MeshError as exc:
-                self.counters.failures += 1
-                if isinstance(exc, ServiceError):
-                    self._peers.failed(peer, exc, trio.current_time())
-                log.debug("sync failed", extra={"peer": peer.to_base58(), "error": str(exc)})
-                return
+            await self.pull_heads(peer, zones)
+        except MeshError as exc:
+            self.counters.failures += 1
+            if isinstance(exc, ServiceError):
+                self._peers.failed(peer, exc, trio.current_time())
+            log.debug("sync failed", extra={"peer": peer.to_base58(), "error": str(exc)})
 
     async def pull_zone(self, peer: ID, zone: str) -> int:
         """Fetch and apply the peer's zone file; returns the number of new objects."""
@@ -204,71 +204,84 @@ class SyncService:
         self.counters.zone_objects_new += added
         return added
 
-    async def pull_heads(self, peer: ID, zone: str) -> int:
+    async def pull_heads(self, peer: ID, zones: list[str]) -> int:
         """Send our heads, admit the newer states the peer returns; returns how many ACCEPTed.
 
         First only a digest of our heads: a peer holding the same heads answers ``same`` and
         the round costs two small messages; otherwise the full list follows.
         """
-        mine = await self.node.db(self._heads, zone)
-        heads = [[g, d] for g, d in sorted(mine.items())][: self.params.max_heads]
+        heads = await self._head_list()
         host, wire = self.node.mesh.host, self.params.wire
-        request: dict[str, Any] = {"t": "heads", "zone": zone, "digest": heads_digest(heads)}
+        request: dict[str, Any] = {"t": "heads", "zones": zones, "digest": heads_digest(heads)}
         answer = await call(host, peer, (), PROTOCOL, request, wire)
         if answer.get("same") is True:
             self.counters.head_pulls_same += 1
             return 0
-        request = {"t": "heads", "zone": zone, "heads": heads}
+        request = {"t": "heads", "zones": zones, "heads": heads}
         answer = await call(host, peer, (), PROTOCOL, request, wire)
         self.counters.head_pulls += 1
-        states = field_list(answer, "states", self.params.max_states)
-        items = []
-        for i, state in enumerate(states):
-            if type(state) is not bytes or len(state) > MAX_AGENT_BYTES:
-                raise ServiceError(BAD_REQUEST, "expected agent bytes", path=f"states[{i}]")
-            items.append(_queued(zone, state))
-        if not items:
-            return 0
-        self.counters.states_received += len(items)
-        outcomes = await self.node.db(self.node.zones.process, items, current_epoch())
-        accepted = sum(1 for o in outcomes if o.wire is WireVerdict.ACCEPT)
+        by_zone: dict[str, list[Queued]] = {}
+        for i, item in enumerate(field_list(answer, "states", self.params.max_states)):
+            if (
+                type(item) is not list
+                or len(item) != 2
+                or item[0] not in zones
+                or type(item[1]) is not bytes
+                or len(item[1]) > MAX_AGENT_BYTES
+            ):
+                raise ServiceError(BAD_REQUEST, "expected [zone, agent bytes]", path=f"states[{i}]")
+            by_zone.setdefault(item[0], []).append(_queued(item[0], item[1]))
+        accepted = 0
+        for zone, items in sorted(by_zone.items()):
+            self.counters.states_received += len(items)
+            outcomes = await self.node.db(self.node.zones.process, items, current_epoch())
+            ok_here = sum(1 for o in outcomes if o.wire is WireVerdict.ACCEPT)
+            accepted += ok_here
+            for outcome in outcomes:  # what admission made here (an execution's new state)
+                for topic, data in outcome.follow_ups:
+                    try:
+                        self.node.router.publish(topic, data)
+                    except MeshError as exc:
+                        log.warning("cannot publish a follow-up", extra={"error": exc.describe()})
+            log.info(
+                "sync admitted states",
+                extra={"zone": zone, "received": len(items), "accepted": ok_here},
+            )
         self.counters.states_accepted += accepted
-        for outcome in outcomes:  # what admission made here (an execution's new state)
-            for topic, data in outcome.follow_ups:
-                try:
-                    self.node.router.publish(topic, data)
-                except MeshError as exc:
-                    log.warning("cannot publish a follow-up", extra={"error": exc.describe()})
-        log.info(
-            "sync admitted states",
-            extra={"zone": zone, "received": len(items), "accepted": accepted},
-        )
+        if accepted:
+            self._heads_cache = None
         return accepted
+
+    async def _head_list(self) -> list[list[Any]]:
+        """``[[genesis, depth]]`` of every slope we hold, sorted, cached for ``min_gap_s``.
+
+        From the store's lineage index (no agent bytes read), once per round, not per peer.
+        """
+        now = trio.current_time()
+        if self._heads_cache is None or now - self._heads_cache[0] > self.params.min_gap_s:
+            rows = await self.node.db(self.node.store.trusted_heads)
+            heads = sorted([g, d] for g, _entry, d in rows)[: self.params.max_heads]
+            self._heads_cache = (now, heads)
+        return self._heads_cache[1]
 
     # -- serving ---------------------------------------------------------------------------
 
-    def _heads(self, zone: str) -> dict[bytes, int]:
-        """genesis -> depth of the newest state held, for one zone (store thread)."""
-        out: dict[bytes, int] = {}
-        for row in self.node.store.agents(zone, self.params.max_heads * 4):
-            if row.depth > out.get(row.genesis, -1):
-                out[row.genesis] = row.depth
-        return out
-
-    def _newer_states(self, zone: str, theirs: dict[bytes, int]) -> list[bytes]:
-        """Newest states we hold that are deeper than the requester's (store thread)."""
-        out: list[bytes] = []
+    def _newer_states(
+        self, mine: list[list[Any]], theirs: dict[bytes, int], zones: set[str]
+    ) -> list[list[Any]]:
+        """``[zone, bytes]`` of our newest states deeper than the requester's (store thread)."""
+        out: list[list[Any]] = []
         size = 0
-        for genesis, depth in sorted(self._heads(zone).items()):
+        for genesis, depth in mine:
             if depth <= theirs.get(genesis, -1):
                 continue
             row = self.node.store.latest_state(genesis)
-            if row is None or row.zone != zone:
+            if row is None or row.zone not in zones:
                 continue
             full = size + len(row.data) > self.params.max_answer_bytes
             if len(out) >= self.params.max_states or full:
                 break
-            out.append(row.data)
+            out.append([row.zone, row.data])
             size += len(row.data)
         return out
 
@@ -296,33 +309,35 @@ class SyncService:
 
     async def _handle(self, peer: ID, request: dict[str, Any]) -> dict[str, Any]:
         kind = field_text(request, "t", 16)
-        zone = field_text(request, "zone", 64)
-        if zone not in self.node.zones.zones:
-            raise ServiceError(NOT_SERVED, f"this node has not joined zone {zone!r}")
         if kind == "zone":
+            zone = field_text(request, "zone", 64)
+            if zone not in self.node.zones.zones:
+                raise ServiceError(NOT_SERVED, f"this node has not joined zone {zone!r}")
             return ok(bundle=await self.node.db(self._bundle, zone))
-        if kind == "heads":
-            if "digest" in request:
-                mine = await self.node.db(self._heads, zone)
-                ours = [[g, d] for g, d in sorted(mine.items())][: self.params.max_heads]
-                same = field_bytes(request, "digest", 32) == heads_digest(ours)
-                return ok(same=same, states=[])
-            theirs: dict[bytes, int] = {}
-            for i, item in enumerate(field_list(request, "heads", self.params.max_heads)):
-                if (
-                    type(item) is not list
-                    or len(item) != 2
-                    or type(item[0]) is not bytes
-                    or len(item[0]) != 32
-                    or type(item[1]) is not int
-                    or item[1] < 0
-                ):
-                    raise ServiceError(BAD_REQUEST, "expected [genesis, depth]", path=f"heads[{i}]")
-                theirs[item[0]] = item[1]
-            states = await self.node.db(self._newer_states, zone, theirs)
-            self.counters.states_sent += len(states)
-            return ok(states=states)
-        raise ServiceError(BAD_REQUEST, f"unknown request type {kind!r}", path="t")
+        if kind != "heads":
+            raise ServiceError(BAD_REQUEST, f"unknown request type {kind!r}", path="t")
+        asked = field_list(request, "zones", 64)
+        zones = {z for z in asked if type(z) is str and z in self.node.zones.zones}
+        if not zones:
+            raise ServiceError(NOT_SERVED, "this node has joined none of these zones")
+        mine = await self._head_list()
+        if "digest" in request:
+            return ok(same=field_bytes(request, "digest", 32) == heads_digest(mine), states=[])
+        theirs: dict[bytes, int] = {}
+        for i, item in enumerate(field_list(request, "heads", self.params.max_heads)):
+            if (
+                type(item) is not list
+                or len(item) != 2
+                or type(item[0]) is not bytes
+                or len(item[0]) != 32
+                or type(item[1]) is not int
+                or item[1] < 0
+            ):
+                raise ServiceError(BAD_REQUEST, "expected [genesis, depth]", path=f"heads[{i}]")
+            theirs[item[0]] = item[1]
+        states = await self.node.db(self._newer_states, mine, theirs, zones)
+        self.counters.states_sent += len(states)
+        return ok(states=states)
 
     async def _api_status(self, request: Request) -> Response:
         return json_response(

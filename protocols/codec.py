@@ -154,6 +154,15 @@ def check_canonical(
 
     Raises :class:`DecodeError` naming the offset of the first difference.
     """
+    if not key_order_checked and _plain(obj, sorted_keys=True):
+        # Only plain values and every map already in canonical key order: then cbor2's
+        # canonical encoding *is* the encoding in decoded order, which is four times
+        # cheaper to produce (no sort). Anything else takes the general check below.
+        try:
+            if cbor2.dumps(obj) == data:
+                return
+        except (cbor2.CBOREncodeError, ValueError, TypeError):
+            pass
     try:
         again = cbor2.dumps(obj, canonical=not key_order_checked)
     except (cbor2.CBOREncodeError, ValueError, TypeError) as exc:
@@ -167,8 +176,9 @@ def check_canonical(
 _PLAIN_SCALARS: Final = (bool, int, str, bytes)
 
 
-def _plain(obj: Any) -> bool:
-    """True when the tree holds only null/bool/int/text/bytes/arrays/text-keyed maps.
+def _plain(obj: Any, *, sorted_keys: bool = False) -> bool:
+    """True when the tree holds only null/bool/int/text/bytes/arrays/text-keyed maps (and,
+    with ``sorted_keys``, every map's keys are in canonical order).
 
     Floats and simple values survive a canonical round trip, so they are refused here. The
     agent validator does the same check itself while walking its schema, so the agent path
@@ -182,11 +192,28 @@ def _plain(obj: Any) -> bool:
         if type(item) is list:
             stack.extend(item)
         elif type(item) is dict:
-            if any(type(k) is not str for k in item):
+            if sorted_keys:
+                if not _sorted_text_keys(item):
+                    return False
+            elif any(type(k) is not str for k in item):
                 return False
             stack.extend(item.values())
         else:
             return False
+    return True
+
+
+def _sorted_text_keys(item: dict[Any, Any]) -> bool:
+    """Every key is text and the keys ascend in RFC 8949 4.2.1 order: by UTF-8 length, then
+    bytewise (for equal lengths, code-point order of ``str`` is UTF-8 byte order)."""
+    prev_len, prev = -1, ""
+    for k in item:
+        if type(k) is not str:
+            return False
+        n = len(k) if k.isascii() else len(k.encode("utf-8"))
+        if n < prev_len or (n == prev_len and k <= prev):
+            return False
+        prev_len, prev = n, k
     return True
 
 

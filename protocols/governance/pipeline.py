@@ -279,6 +279,8 @@ class _Run:
     evaluation: Evaluation | None = None
     rule: str = ""
     partial: bool = False
+    scope: bytes = b""
+    """The agent's quorum scope, once the policy stage computed it."""
 
 
 def admit(inp: AdmitInput) -> Decision:
@@ -448,7 +450,7 @@ def _policy(run: _Run, stage: str) -> None:
     mig = migration.check(agent, desc)
     if mig is not None:
         raise _Stop(stage, mig.code, mig.reason)
-    target = scope_of(desc.zone, agent.lineage.genesis_dah)
+    target = run.scope = scope_of(desc.zone, agent.lineage.genesis_dah)
     wide = (*widening(agent, desc.bounds), *_widened_since(inp.previous, agent))
     if wide and inp.view.overrides.find(target, head.epoch, Action.AUTHORISE_WIDENING) is None:
         raise _Stop(stage, "self-widening", "descriptor wider than zone bounds: " + ", ".join(wide))
@@ -553,7 +555,7 @@ def _quorum(run: _Run, stage: str) -> None:
     cert, subject = certificate_of(agent)
     if cert is None:
         raise _Stop(stage, "quorum-missing", "mutation class needs a quorum certificate")
-    scope = scope_of(desc.zone, agent.lineage.genesis_dah)
+    scope = run.scope or scope_of(desc.zone, agent.lineage.genesis_dah)
     if cert.proposal.g0 != generation(agent.lineage.genesis_epoch, desc.quorum):
         raise _Stop(stage, "quorum-invalid", "certificate generation is not the scope's g0")
     check = verify_certificate(cert, desc, scope, subject)

@@ -162,7 +162,8 @@ def _host_problem(
     record = hosts.by_key(e.host)
     if record is None:
         return SlopeReason.UNKNOWN_HOST, "signing host is not admitted"
-    if e.host_record and hosts.by_name(e.host_record) != record:
+    named = hosts.by_name(e.host_record) if e.host_record else record
+    if named is not record and named != record:  # identity first: the usual, cheap case
         return SlopeReason.UNKNOWN_HOST, "names a host record that does not admit its signer"
     if e.epoch < record.valid_from_epoch:
         return SlopeReason.UNKNOWN_HOST, "made before the host's record is valid"

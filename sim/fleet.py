@@ -683,6 +683,8 @@ class FleetWorkload(Workload):
         if kind == "stale-replay":
             # older than the routers' seen cache (120 s) and the freshness window
             pool = [t for t in pool if t.claimed_us <= now - max(3 * self.epoch_us, 130 * US)]
+        else:  # fresh, so that the slope or quorum check (not freshness) refuses it
+            pool = [t for t in pool if t.claimed_us >= now - self.epoch_us // 2]
         if not pool:
             return
         victim = pool[self.rng.randrange(len(pool))]

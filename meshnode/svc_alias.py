@@ -20,6 +20,7 @@ Drives the sans-I/O objects of ``protocols.index`` over libp2p streams:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -47,11 +48,13 @@ from meshnode.svc_wire import (
     ServiceError,
     WireParams,
     call,
+    field_bytes,
     field_list,
     field_text,
     ok,
     stream_handler,
 )
+from protocols import codec
 from protocols.agent import validate_bytes
 from protocols.errors import MeshError
 from protocols.identity.host import HostRecord, record_from_cbor
@@ -111,6 +114,7 @@ class AliasParams:
 @dataclass
 class AliasCounters:
     exchanges: int = 0
+    exchanges_same: int = 0
     exchange_failures: int = 0
     announcements_heard: int = 0
     announcements_refused: int = 0
@@ -309,18 +313,23 @@ class AliasService:
             for peer in sorted(peers, key=lambda p: p.to_bytes()):
                 nursery.start_soon(self._exchange_with, peer, limiter)
 
+    def view_digest(self) -> bytes:
+        """sha256 of (key, expiry) of every live announcement: equal views, equal digests."""
+        items = [[a.anchor_key, a.record.expires_epoch] for a in self._live_announcements()]
+        return hashlib.sha256(codec.encode(items)).digest()
+
     async def _exchange_with(self, peer: ID, limiter: trio.CapacityLimiter) -> None:
+        """Digest first; the full push-pull only when the views differ."""
         async with limiter:
-            have = [a.to_cbor() for a in self._live_announcements()]
+            host, wire = self.node.mesh.host, self.params.wire
             try:
-                answer = await call(
-                    self.node.mesh.host,
-                    peer,
-                    (),
-                    PROTOCOL,
-                    {"t": "anchors", "have": have},
-                    self.params.wire,
-                )
+                probe = {"t": "anchors", "digest": self.view_digest()}
+                answer = await call(host, peer, (), PROTOCOL, probe, wire)
+                if answer.get("same") is True:
+                    self.counters.exchanges_same += 1
+                    return
+                have = [a.to_cbor() for a in self._live_announcements()]
+                answer = await call(host, peer, (), PROTOCOL, {"t": "anchors", "have": have}, wire)
             except MeshError as exc:
                 self.counters.exchange_failures += 1
                 if isinstance(exc, ServiceError):
@@ -349,6 +358,9 @@ class AliasService:
     async def _handle(self, peer: ID, request: dict[str, Any]) -> dict[str, Any]:
         kind = field_text(request, "t", 16)
         if kind == "anchors":
+            if "digest" in request:
+                digest = field_bytes(request, "digest", 32)
+                return ok(same=digest == self.view_digest(), anchors=[])
             self._hear_all(field_list(request, "have", self.params.max_announcements))
             return ok(anchors=[a.to_cbor() for a in self._live_announcements()])
         if kind == "register":

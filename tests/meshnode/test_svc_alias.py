@@ -79,6 +79,10 @@ def test_alias_register_resolve_refuse_and_survive_anchor_loss(cluster: Any) -> 
             30,
             f"{node.name} to hear every anchor",
         )
+    # Converged views cost a digest per exchange, not the announcement list.
+    harness.poll(
+        lambda: n0.get("/alias/anchors")["counters"]["exchanges_same"] > 0, 20, "digest rounds"
+    )
     assert not n0.get("/alias/anchors")["anchor"]
     assert n4.get("/alias/anchors")["anchor"]
 

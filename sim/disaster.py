@@ -564,7 +564,8 @@ class DisasterWorkload(FleetWorkload):
             ["false quarantines", d["false_quarantines"], None],
             ["carrier bytes", d["carrier_bytes"], None],
         ]
-        keep = [r for r in head if not str(r[0]).startswith(("policy", "forgery", "completion"))]
+        skip = ("policy", "forgery", "completion", "held within")  # fleet rows; see coverage
+        keep = [r for r in head if not str(r[0]).startswith(skip)]
         out["headline"] = rows + keep
         out["plot"] = {
             "title": "Sector coverage over time, mesh vs command post",

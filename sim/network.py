@@ -123,7 +123,10 @@ class Network:
         self._fifo: dict[int, int] = {}
         self._fifo_csr = array("q", [0]) * len(topology.neigh)
         self._single: LinkModel | None = None
-        self._samplers: dict[str, Callable[[], int]] = {}
+        self._samplers: dict[str, tuple[Callable[[], int], bool]] = {}
+        """class name -> (latency sampler, whether arrivals need the FIFO clamp)."""
+        self._offsets = topology.offsets
+        self._neigh = topology.neigh
         self._compile()
         """Last arrival time per directed jittered link (u * n + v), for FIFO order."""
 
@@ -200,28 +203,32 @@ class Network:
         retransmitted after the RTO, and no RPC overtakes an earlier one on the same link.
         Whether it arrives at all is decided at arrival (the link may have been cut).
         """
-        m = self.link_model(u, v)
+        m = self._single
+        if m is None:
+            m = self.link_model(u, v)
         depart = now_us
         if m.us_per_byte:
             start = max(now_us, self.tx_free_us[u])
             depart = start + round(size * m.us_per_byte)
             self.tx_free_us[u] = depart
-        sample = self._samplers[m.name]
+        sample, fifo = self._samplers[m.name]
         arrive = depart + sample()
         if m.loss:
             rng = self.rng
             while rng.random() < m.loss:
                 self.retransmissions += 1
                 arrive += m.rto_us + sample()
-        if m.loss or (m.jitter_us and m.dist != "constant"):
+        if fifo:
             # last arrival per directed link: a slot per CSR entry, a dict for extra links
-            off = self.topology.offsets
+            off = self._offsets
             lo, hi = off[u], off[u + 1]
-            k = bisect_left(self.topology.neigh, v, lo, hi)
-            if k < hi and self.topology.neigh[k] == v:
-                if arrive < self._fifo_csr[k]:
-                    arrive = self._fifo_csr[k]
-                self._fifo_csr[k] = arrive
+            neigh = self._neigh
+            k = bisect_left(neigh, v, lo, hi)
+            if k < hi and neigh[k] == v:
+                last_csr = self._fifo_csr
+                if arrive < last_csr[k]:
+                    arrive = last_csr[k]
+                last_csr[k] = arrive
             else:
                 key = u * self.n + v
                 last = self._fifo.get(key, 0)
@@ -239,7 +246,10 @@ class Network:
 
     def _compile(self) -> None:
         """Precompute samplers, and the one class every link has when there is only one."""
-        self._samplers = {m.name: m.sampler(self.rng) for m in self.classes}
+        self._samplers = {
+            m.name: (m.sampler(self.rng), bool(m.loss or (m.jitter_us and m.dist != "constant")))
+            for m in self.classes
+        }
         used = {self.node_class[i] for i in range(self.n)}
         self._single = (
             self.classes[used.pop()] if len(used) == 1 and self.inter_cluster < 0 else None

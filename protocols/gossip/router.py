@@ -200,9 +200,11 @@ class GossipRouter:
     # ================================================================== helpers
 
     def _score(self, peer: PeerId) -> float:
-        if self.score is None:
+        sc = self.score
+        if sc is None:
             return 0.0
-        return self.score.score(peer, self._now)
+        cached = sc.cache.get(peer)  # the common case, without a second call
+        return cached if cached is not None else sc.score(peer, self._now)
 
     def _config(self, topic: str) -> TopicConfig:
         cfg = self._configs.get(topic)
@@ -549,7 +551,7 @@ class GossipRouter:
         if targets:
             rpc = Rpc(publish=(msg,))
             targets.sort()
-            out.extend(SendRpc(q, rpc) for q in targets)
+            out.extend([SendRpc(q, rpc) for q in targets])
 
     def _on_validation(self, ev: ValidationCompleted, out: list[Output]) -> None:
         pv = self._pending.pop(ev.msg_id, None)

@@ -88,9 +88,21 @@ class PeerScore(Tracer):
             return 0.0
         p = self.params
         score = 0.0
-        for ts in ps.topics.values():
+        for ts in ps.topics.values():  # _topic_score inlined (every heartbeat, every peer)
             tp = ts.params
-            score += self._topic_score(tp, ts, now) * tp.topic_weight
+            s = 0.0
+            if ts.in_mesh:
+                p1 = min((now - ts.graft_time) / tp.time_in_mesh_quantum, tp.time_in_mesh_cap)
+                s += p1 * tp.time_in_mesh_weight
+                if now - ts.graft_time > tp.mesh_message_deliveries_activation:
+                    deficit = tp.mesh_message_deliveries_threshold - ts.mesh_deliveries
+                    if deficit > 0:
+                        s += deficit * deficit * tp.mesh_message_deliveries_weight
+            s += ts.first_deliveries * tp.first_message_deliveries_weight
+            s += ts.mesh_failure_penalty * tp.mesh_failure_penalty_weight
+            inv = ts.invalid_deliveries
+            s += inv * inv * tp.invalid_message_deliveries_weight
+            score += s * tp.topic_weight
         if p.topic_score_cap > 0 and score > p.topic_score_cap:
             score = p.topic_score_cap
         score += ps.app_score * p.app_specific_weight
@@ -103,21 +115,6 @@ class PeerScore(Tracer):
             excess = ps.behaviour_penalty - p.behaviour_penalty_threshold
             score += excess * excess * p.behaviour_penalty_weight
         return score
-
-    @staticmethod
-    def _topic_score(tp: TopicScoreParams, ts: _TopicStats, now: float) -> float:
-        s = 0.0
-        if ts.in_mesh:
-            p1 = min((now - ts.graft_time) / tp.time_in_mesh_quantum, tp.time_in_mesh_cap)
-            s += p1 * tp.time_in_mesh_weight
-            if now - ts.graft_time > tp.mesh_message_deliveries_activation:
-                deficit = tp.mesh_message_deliveries_threshold - ts.mesh_deliveries
-                if deficit > 0:
-                    s += deficit * deficit * tp.mesh_message_deliveries_weight
-        s += ts.first_deliveries * tp.first_message_deliveries_weight
-        s += ts.mesh_failure_penalty * tp.mesh_failure_penalty_weight
-        s += ts.invalid_deliveries * ts.invalid_deliveries * tp.invalid_message_deliveries_weight
-        return s
 
     # ------------------------------------------------------------------ helpers
 

@@ -248,21 +248,27 @@ def sweep_cmd(
         "latency_p50_ms",
         "latency_p99_ms",
         "hops_mean",
+        "duplicates_per_delivery",
         "bytes_sent_per_node",
     ]
-    table = Table(title=f"{spec.name}: {len(result.rows)} runs, seeds {list(spec.seeds)}")
-    for col in (*axes, "runs", "delivery", "p50 ms", "p99 ms", "hops", "bytes/node"):
-        table.add_column(col, justify="left" if col in axes else "right")
+    table = Table(
+        title=f"{spec.name}: {len(result.rows)} runs, seeds {list(spec.seeds)} "
+        "(mean over seeds, ± half the min-max spread)"
+    )
+    for col in (*axes, "runs", "delivery", "p50 ms", "p99 ms", "hops", "dup/deliv", "KB/node"):
+        table.add_column(col, justify="left" if col in axes else "right", no_wrap=True)
     for labels, runs, figs in sweep.aggregate(result.rows, axes, shown):
         cells = []
         for m in shown:
             f = figs[m]
-            txt = f"{f.mean:.4g}"
+            scale = 1000.0 if m == "bytes_sent_per_node" else 1.0
+            txt = f"{f.mean / scale:.4g}"
             if f.lo != f.hi:
-                txt += f" [dim]({f.lo:.4g}-{f.hi:.4g})[/dim]"
+                txt += f" [dim]±{(f.hi - f.lo) / 2 / scale:.2g}[/dim]"
             cells.append(txt)
         table.add_row(*(escape(x) for x in labels), str(runs), *cells)
-    console.print(table)
+    wide = console if console.is_terminal else Console(width=max(console.width, 140))
+    wide.print(table)
     walls = [h["wall_s"] for h in result.host]
     console.print(f"runs took {sum(walls):.1f} s in all (longest {max(walls):.1f} s)")
     for path in files:

@@ -127,7 +127,8 @@ class Node:
             f'listen = ["/ip4/127.0.0.1/tcp/{self.port}"]\n'
             f"bootstrap = {json.dumps(list(bootstrap))}\n"
             f"reconnect_initial_s = 0.1\nreconnect_max_s = 1.0\n"
-            f'[api]\nport = 0\n[pubsub]\ntopics = ["{TOPIC}"]\nring_size = 1000000\n'
+            f"[api]\nport = 0\nrequest_timeout_s = 120\nmax_request_bytes = 1048576\n"
+            f'[pubsub]\ntopics = ["{TOPIC}"]\nring_size = 1000000\n'
             f'[log]\nlevel = "WARNING"\n'
             f'[[zone]]\nid = "{ZONE}"\nauthority_keys = ["{authority}"]\n'
         )
@@ -359,7 +360,10 @@ def rate_plain(nodes: list[Node], rate: int, seconds: float, rng: random.Random)
     def send(k: int) -> None:
         node = nodes[rng.randrange(len(nodes))]
         sent_at[k] = time.time_ns()
-        node.call("POST", f"/publish?topic={TOPIC}", payload(tag, k))
+        try:
+            node.call("POST", f"/publish?topic={TOPIC}", payload(tag, k))
+        except (OSError, urllib.error.URLError) as exc:  # counted as never delivered
+            progress(f"publish {k} failed: {exc!r}")
 
     lag = schedule(rate, seconds, send)
     times: list[dict[int, int]] = []
@@ -379,7 +383,11 @@ def rate_zone(nodes: list[Node], rate: int, seconds: float, rng: random.Random) 
         node = nodes[rng.randrange(len(nodes))]
         t = time.time_ns()
         spec = json.dumps({"verb": "echo", "args": {"k": k, "pad": "x" * 700}}).encode()
-        sent_at[node.call("POST", f"/agents/new?zone={ZONE}", spec)["content_id"]] = t
+        try:
+            sent_at[node.call("POST", f"/agents/new?zone={ZONE}", spec)["content_id"]] = t
+        except (OSError, urllib.error.URLError) as exc:  # counted as never delivered
+            sent_at[f"failed-{k}"] = t
+            progress(f"publish {k} failed: {exc!r}")
 
     lag = schedule(rate, seconds, send)
     times: list[dict[str, int]] = []

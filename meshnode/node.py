@@ -66,6 +66,7 @@ log = logging.getLogger("meshnode.node")  # stable name also when run as __main_
 EPOCH_S = 10  # DESIGN §5: protocol constant
 ADMIT_QUEUE = 4096  # zone messages awaiting admission; beyond it they are IGNOREd
 ADMIT_BATCH = 64  # admissions per worker-thread hop and SQLite transaction
+DELIVERY_BATCH = 256  # plain-topic messages per ring transaction
 T = TypeVar("T")
 
 
@@ -293,8 +294,15 @@ class MeshNode:
     async def _store_deliveries(self) -> None:
         ring = self.config.pubsub.ring_size
         async for d in self._deliver_recv:
-            await self.db(self.store.append_message, d.topic, d.msg_id, d.data, ring, d.received_ns)
-            self.store_writes += 1
+            batch = [d]
+            while len(batch) < DELIVERY_BATCH:
+                try:
+                    batch.append(self._deliver_recv.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            items = [(x.topic, x.msg_id, x.data, x.received_ns) for x in batch]
+            await self.db(self.store.append_messages, items, ring)
+            self.store_writes += len(batch)
 
     # -- API handlers ----------------------------------------------------------------------
 

@@ -747,6 +747,33 @@ class Store:
             c.execute("DELETE FROM messages WHERE topic = ? AND seq <= ?", (topic, seq - ring_size))
             return seq
 
+    def append_messages(
+        self, items: Sequence[tuple[str, bytes, bytes, int]], ring_size: int
+    ) -> list[int]:
+        """Append ``(topic, msg_id, data, received_ns)`` items in one transaction (one fsync
+        for a burst, not one per message); each topic's ring keeps ``ring_size``."""
+        seqs: list[int] = []
+        next_seq: dict[str, int] = {}
+        with self._tx() as c:
+            for topic, msg_id, data, received_ns in items:
+                seq = next_seq.get(topic)
+                if seq is None:
+                    row = c.execute(
+                        "SELECT max(seq) FROM messages WHERE topic = ?", (topic,)
+                    ).fetchone()
+                    seq = (row[0] or 0) + 1
+                c.execute(
+                    "INSERT INTO messages (topic, seq, msg_id, data, received_ns)"
+                    " VALUES (?,?,?,?,?)",
+                    (topic, seq, msg_id, data, received_ns),
+                )
+                next_seq[topic] = seq + 1
+                seqs.append(seq)
+            for topic, seq in next_seq.items():
+                oldest_kept = seq - ring_size  # seq is one past the last appended
+                c.execute("DELETE FROM messages WHERE topic = ? AND seq < ?", (topic, oldest_kept))
+        return seqs
+
     def messages(self, topic: str, limit: int = 100, after_seq: int = 0) -> list[MessageRow]:
         rows = self._conn.execute(
             "SELECT topic, seq, msg_id, data, received_ns FROM messages"

@@ -74,3 +74,13 @@ def test_batch_of_admissions_commits_together(tmp_path: Path) -> None:
     assert store.trusted_heads() == [(b"g1", b"e2", 2)]
     assert store.quarantine_count("z", b"host") == 1
     assert [r.content_id for r in store.unexecuted()] == [b"c1"]
+
+
+def test_append_messages_batch_keeps_each_ring(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.sqlite3")
+    store.append_message("a", b"m0", b"old", 3)
+    items = [("a", b"m%d" % i, b"x%d" % i, i) for i in range(1, 5)] + [("b", b"n", b"y", 9)]
+    assert store.append_messages(items, 3) == [2, 3, 4, 5, 1]
+    assert [m.seq for m in store.messages("a")] == [3, 4, 5]
+    assert [m.received_ns for m in store.messages("a")] == [2, 3, 4]
+    assert [(m.seq, m.data) for m in store.messages("b")] == [(1, b"y")]

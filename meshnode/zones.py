@@ -27,7 +27,7 @@ import logging
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -83,6 +83,7 @@ from protocols.types import WireVerdict
 log = logging.getLogger(__name__)
 
 TRACKER_CAPACITY = 100_000
+RECENT_STATES = 4096
 MAX_STORED_OBJECT = 1 << 20
 OMITTABLE = frozenset({"memory", "intent"})
 STORED = frozenset({Disposition.EXECUTE, Disposition.STORE, Disposition.FALLBACK})
@@ -91,6 +92,21 @@ STORED = frozenset({Disposition.EXECUTE, Disposition.STORE, Disposition.FALLBACK
 def _dec(data: bytes) -> Any:
     """A stored signed object's CBOR tree (the store only holds what was verified)."""
     return codec.decode(data, max_bytes=MAX_STORED_OBJECT)
+
+
+def _peek(data: bytes) -> tuple[bytes, bytes | None]:
+    """(agent bytes, genesis DAH) of an envelope by a bare CBOR decode, before admission
+    judges it; empty / None where the bytes do not have that shape (admission says why)."""
+    try:
+        tree = codec.decode(data, max_bytes=MAX_ENVELOPE_BYTES, max_depth=2)
+        agent = tree["agent"] if isinstance(tree, dict) else None
+        if not isinstance(agent, bytes):
+            return b"", None
+        inner = codec.decode(agent, max_bytes=MAX_ENVELOPE_BYTES, max_depth=16)
+        genesis = inner.get("lineage", {}).get("genesis_dah") if isinstance(inner, dict) else None
+    except (MeshError, AttributeError):
+        return b"", None
+    return agent, genesis if isinstance(genesis, bytes) else None
 
 
 class ZoneUnknown(MeshError):
@@ -191,6 +207,9 @@ class Zones:
         self.host: LocalHost | None = None
         self.decisions: Counter[str] = Counter()
         self.pending_executions: list[tuple[int, str, Agent, bytes]] = []
+        self._recent: OrderedDict[bytes, Agent] = OrderedDict()
+        """Last trusted state per slope, most recent last (saves a store read and a decode
+        when the successor arrives, e.g. the state an execution made)."""
 
     # -- start-up ------------------------------------------------------------------------
 
@@ -386,37 +405,26 @@ class Zones:
         quarantine: _BatchQuarantine,
         via_sync: bool = False,
     ) -> tuple[Decision, bytes]:
+        """One admission, with the last trusted state of the agent's slope when this node
+        has one (so a successor that widens its own governance fields escalates)."""
         assert self.host is not None
-        inp = AdmitInput(
-            data,
-            z.view,
-            epoch,
-            self.host.key,
-            tracker=self.tracker,
-            via_sync=via_sync,
-            quarantine=quarantine,
+        agent_bytes, genesis = _peek(data)
+        previous = None
+        if genesis is not None and self.tracker.trusted(genesis) is not None:
+            previous = self._recent.get(genesis) or self._previous(genesis)
+        decision = admit(
+            AdmitInput(
+                data,
+                z.view,
+                epoch,
+                self.host.key,
+                tracker=self.tracker,
+                via_sync=via_sync,
+                quarantine=quarantine,
+                previous=previous,
+            )
         )
-        decision = admit(inp)
-        agent = decision.agent
-        if agent is None or agent.lineage is None:
-            return decision, b""
-        if decision.wire is WireVerdict.ACCEPT and self.tracker.trusted(agent.lineage.genesis_dah):
-            previous = self._previous(agent.lineage.genesis_dah)
-            if previous is not None:
-                decision = admit(
-                    AdmitInput(
-                        data,
-                        z.view,
-                        epoch,
-                        self.host.key,
-                        tracker=self.tracker,
-                        via_sync=via_sync,
-                        quarantine=quarantine,
-                        previous=previous,
-                    )
-                )
-        tree = codec.decode(data, max_bytes=MAX_ENVELOPE_BYTES, max_depth=2)
-        return decision, bytes(tree["agent"])
+        return decision, agent_bytes
 
     def _previous(self, genesis: bytes) -> Agent | None:
         row = self.store.latest_state(genesis)
@@ -443,6 +451,10 @@ class Zones:
         head = line.entries[-1]
         if d.disposition in STORED:
             self.tracker.remember(line.genesis_dah, entry_hash(head), head.totals.depth)
+            self._recent[line.genesis_dah] = agent
+            self._recent.move_to_end(line.genesis_dah)
+            while len(self._recent) > RECENT_STATES:
+                self._recent.popitem(last=False)
             rows = tuple(
                 LineageRow(
                     entry_hash(e),

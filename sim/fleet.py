@@ -207,7 +207,8 @@ class FleetWorkload(Workload):
         self.v2_desc: list[ZoneDescriptor] = []
         self.v2_at = array("q", [-1]) * sim.n
         self.v2_published_us = -1
-        self.v2_t99_us = -1
+        self.v2_all_us = -1
+        """When every unit held version 2 (sync stops then)."""
         self.members: dict[int, JudgingMember] = {}
         self.tasks: list[Task] = []
         self.load = array("i", [0]) * sim.n
@@ -801,7 +802,7 @@ class FleetWorkload(Workload):
     def _sync(self) -> None:
         """Anti-entropy: a unit without version 2 gets it from a zone neighbour that has it
         (sync on (re)connect, DESIGN §5 "arrive ... via sync on join")."""
-        if self.v2_published_us < 0 or self.v2_t99_us >= 0:
+        if self.v2_published_us < 0 or self.v2_all_us >= 0:
             return
         net = self.sim.network
         have = self.v2_at
@@ -813,8 +814,8 @@ class FleetWorkload(Workload):
                         self._learn_v2(i)
                         break
         count = sum(1 for i in self.units if have[i] >= 0)
-        if count >= 0.99 * len(self.units):
-            self.v2_t99_us = self.sim.engine.now_us
+        if count == len(self.units):
+            self.v2_all_us = self.sim.engine.now_us
 
     # ================================================================ figures
 
@@ -981,14 +982,20 @@ class FleetWorkload(Workload):
             "published_s": self.v2_published_us / US,
             "active_epoch": self.v2_desc[0].activation_epoch if self.v2_desc else None,
             "active_s": self.spec.descriptor_active_s,
-            "convergence_99_s": (
-                round((self.v2_t99_us - self.v2_published_us) / US, 3)
-                if self.v2_t99_us >= 0
-                else None
-            ),
+            "convergence_99_s": self.convergence_s(0.99),
+            "convergence_100_s": self.convergence_s(1.0),
             "claims_after_activation": len(after),
             "of_which_under_v2": v2_named,
         }
+
+    def convergence_s(self, share: float) -> float | None:
+        """Seconds from publication until ``share`` of the units hold version 2 (from the
+        time each unit got it, so not limited by the sampling interval)."""
+        got = sorted(self.v2_at[i] for i in self.units if self.v2_at[i] >= 0)
+        need = math.ceil(share * len(self.units))
+        if need == 0 or len(got) < need:
+            return None
+        return round((got[need - 1] - self.v2_published_us) / US, 6)
 
     def headline(self, out: dict[str, Any]) -> list[list[Any]]:
         lat = out["latency_ms"]

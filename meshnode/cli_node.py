@@ -130,8 +130,13 @@ def status_cmd(api: str, as_json: bool) -> None:
     table = Table(title="node status", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key in ("peer_id", "version", "api", "epoch", "uptime_s", "router"):
+    for key in ("peer_id", "host_key", "version", "api", "epoch", "uptime_s", "router"):
         table.add_row(key, escape(str(status.get(key, ""))))
+    ddh = status.get("ddh") or {}
+    if ddh:
+        table.add_row("ddh", f"genesis {ddh['genesis'][:16]}  value {ddh['value'][:16]}")
+    mesh = status.get("mesh") or {}
+    table.add_row("mesh", escape(", ".join(f"{t}={n}" for t, n in sorted(mesh.items())) or "-"))
     table.add_row("addrs", escape("\n".join(status.get("addrs", []))))
     table.add_row("peers", f"{status.get('connected_peers')} ({status.get('pubsub_peers')} pubsub)")
     table.add_row("topics", escape(", ".join(status.get("topics", [])) or "-"))

@@ -67,6 +67,7 @@ EPOCH_S = 10  # DESIGN §5: protocol constant
 ADMIT_QUEUE = 4096  # zone messages awaiting admission; beyond it they are IGNOREd
 ADMIT_BATCH = 64  # admissions per worker-thread hop and SQLite transaction
 DELIVERY_BATCH = 256  # plain-topic messages per ring transaction
+EXECUTIONS_POLL_S = 0.5  # pending executions admitted outside the gossip path run this soon
 T = TypeVar("T")
 
 
@@ -180,6 +181,7 @@ class MeshNode:
                 nursery.start_soon(self._store_deliveries)
                 nursery.start_soon(self._admission_loop)
                 nursery.start_soon(self._epoch_loop)
+                nursery.start_soon(self._executions_loop)
                 for service in self.services:
                     await nursery.start(service.run)
                 self.api_port = await nursery.start(self.api.run)
@@ -242,6 +244,12 @@ class MeshNode:
                 self.router.publish(topic, data)
             except PublishError as exc:
                 log.warning("cannot publish a follow-up", extra={"error": exc.describe()})
+
+    async def _executions_loop(self) -> None:
+        """Executions admitted by other paths (sync) run within EXECUTIONS_POLL_S."""
+        while True:
+            await trio.sleep(EXECUTIONS_POLL_S)
+            await self._run_executions()
 
     async def _epoch_loop(self) -> None:
         """Advance the DDH once per epoch (persisted before it is used)."""

@@ -109,6 +109,16 @@ def _peek(data: bytes) -> tuple[bytes, bytes | None]:
     return agent, genesis if isinstance(genesis, bytes) else None
 
 
+def _peek_depth(agent: bytes) -> int | None:
+    """The head entry's lineage depth by a bare CBOR decode (None if not of that shape)."""
+    try:
+        inner = codec.decode(agent, max_bytes=MAX_ENVELOPE_BYTES, max_depth=16)
+        depth = inner["lineage"]["entries"][-1]["totals"]["depth"]
+    except (MeshError, LookupError, TypeError):
+        return None
+    return depth if type(depth) is int else None
+
+
 class ZoneUnknown(MeshError):
     """A request named a zone this node has not joined."""
 
@@ -365,6 +375,12 @@ class Zones:
                     Outcome(item.msg_id, WireVerdict.IGNORE, "zone-unknown", "DROP", b"", "")
                 )
                 continue
+            if item.via_sync and self._already_held(item.data):
+                self.decisions["sync-known"] += 1
+                outcomes.append(
+                    Outcome(item.msg_id, WireVerdict.IGNORE, "sync-known", "DROP", b"", "")
+                )
+                continue
             quarantine = counters.setdefault(z.id, _BatchQuarantine(self.store, z.id))
             decision, agent_bytes = self._admit(z, item.data, epoch, quarantine, item.via_sync)
             write = self._write(z, decision, agent_bytes, item.data)
@@ -425,6 +441,19 @@ class Zones:
             )
         )
         return decision, agent_bytes
+
+    def _already_held(self, data: bytes) -> bool:
+        """A state sync offers that this node already stores, or one older than the head it
+        trusts for that slope: gossip delivered it (or its successor) meanwhile, so admitting
+        it again could only end in IGNORE (replay) at the cost of a full admission."""
+        agent_bytes, genesis = _peek(data)
+        if not agent_bytes or genesis is None:
+            return False
+        if self.store.has_agent(hashlib.sha256(agent_bytes).digest()):
+            return True
+        trusted = self.tracker.trusted(genesis)
+        depth = _peek_depth(agent_bytes)
+        return trusted is not None and depth is not None and trusted[1] > depth
 
     def _previous(self, genesis: bytes) -> Agent | None:
         row = self.store.latest_state(genesis)

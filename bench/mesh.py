@@ -14,7 +14,8 @@ How each figure is taken (all processes share the machine's wall clock):
   decision time minus A's decision time (A admits and commits before it publishes, so the
   figure holds one commit, one hop and one admission).
 - rates: the bench posts to a random node at the scheduled times (from a thread pool); a
-  message's to-all latency is the last node's receive (plain) or ACCEPT decision (zone)
+  message's to-all latency is the last node's receive (plain) or decision (zone: ACCEPT, or
+  IGNORE as a replay when the agent's executed state arrived first)
   time minus the publisher's own delivery or decision time (the stock workers: minus the
   time of the publish call), so the bench's HTTP call is not in it. Rates are tried in
   ascending order until one fails.
@@ -256,7 +257,9 @@ def plain_times(node: Node, tag: bytes) -> dict[int, int]:
 
 
 def zone_times(node: Node) -> dict[str, int]:
-    """Content id -> ACCEPT decision time (ns) of every agent ``node`` decided on."""
+    """Content id -> decision time (ns) of every agent state ``node`` took in: ACCEPTed, or
+    IGNOREd as a replay because the state its host's execution made overtook it on the way
+    (the node then already holds the newer state of that agent)."""
     out: dict[str, int] = {}
     after = 0
     while True:
@@ -264,7 +267,7 @@ def zone_times(node: Node) -> dict[str, int]:
         if not rows:
             return out
         for r in rows:
-            if r["verdict"] == "ACCEPT":
+            if r["verdict"] == "ACCEPT" or r["reason"].startswith("replay:"):
                 out.setdefault(r["subject"], r["at_ns"])
         after = rows[-1]["id"]
 

@@ -76,6 +76,30 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(value, sort_keys=True).encode() + b"\n")
 
 
+def json_body(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object (empty body: ``{}``); 400 naming what is wrong."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        raise ApiError(400, "body must be JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    return body
+
+
+def hex32_field(value: Any, what: str) -> bytes:
+    """A 32-byte value given as 64 hex digits in a JSON field; 400 naming the field."""
+    raw = b""
+    if isinstance(value, str):
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raw = b""
+    if len(raw) != 32:
+        raise ApiError(400, f"'{what}' must be 64 hex digits")
+    return raw
+
+
 def error_response(status: int, message: str, **extra: Any) -> Response:
     return json_response({"error": message, **extra}, status)
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
-from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import IHost, INetConn, INetStream, INetwork
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
-from multiaddr import Multiaddr
 
+from meshnode.notify import ConnectionNotifee
 from protocols.errors import DecodeError, MeshError
 from protocols.types import PeerId
 
@@ -228,7 +228,7 @@ def to_peer_id(peer: ID) -> PeerId:
     return PeerId(peer.to_bytes())
 
 
-class _Notifee(INotifee):
+class _Notifee(ConnectionNotifee):
     """Only forwards connection events to a channel (see module docstring)."""
 
     def __init__(self, events: trio.MemorySendChannel[tuple[bool, INetConn]]) -> None:
@@ -239,18 +239,6 @@ class _Notifee(INotifee):
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         self._events.send_nowait((False, conn))
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
 
 
 class Bridge:

@@ -18,7 +18,7 @@ from typing import Any
 import multiaddr
 import trio
 from libp2p import new_host
-from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import IHost, INetConn, INetwork
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
@@ -32,6 +32,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from multiaddr import Multiaddr
 
 from meshnode.config import NetworkSection
+from meshnode.notify import ConnectionNotifee
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _disable_auto_connect(host: IHost) -> None:
     connector.maybe_connect = _off
 
 
-class _ConnectionWatch(INotifee):
+class _ConnectionWatch(ConnectionNotifee):
     """Wakes the redial loops when any connection closes (never blocks the swarm)."""
 
     def __init__(self) -> None:
@@ -100,23 +101,8 @@ class _ConnectionWatch(INotifee):
         self.changed.set()
         self.changed = trio.Event()
 
-    async def connected(self, network: INetwork, conn: INetConn) -> None:
-        return None
-
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         self._poke()
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
 
 
 class MeshHost:

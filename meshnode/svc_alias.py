@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -31,13 +30,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import nacl.signing
 import trio
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import INetConn, INetwork
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from multiaddr import Multiaddr
 
 from meshnode.alias_store import AliasStore, AliasStoreError
-from meshnode.api import ApiError, Handler, Request, Response, json_response
+from meshnode.api import ApiError, Handler, Request, Response, hex32_field, json_body, json_response
+from meshnode.notify import ConnectionNotifee
 from meshnode.services import HostTrust, current_epoch, load_trust, local_signer
 from meshnode.svc_wire import (
     BAD_REQUEST,
@@ -130,7 +129,7 @@ class Contact:
     addrs: tuple[str, ...]
 
 
-class _Wake(INotifee):
+class _Wake(ConnectionNotifee):
     """Wakes the exchange loop on every new connection (never blocks the swarm)."""
 
     def __init__(self, service: AliasService) -> None:
@@ -138,21 +137,6 @@ class _Wake(INotifee):
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         self.service.wake()
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        return None
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
 
 
 class AliasService:
@@ -551,7 +535,7 @@ class AliasService:
     async def _api_register(self, request: Request) -> Response:
         try:
             body = json_body(request)
-            uid = _hex(body.get("uid"), "uid")
+            uid = hex32_field(body.get("uid"), "uid")
             alias = body.get("alias")
             if not isinstance(alias, str) or not 0 < len(alias) <= 256:
                 raise ApiError(400, "'alias' must be text of 1..256 characters")
@@ -559,7 +543,7 @@ class AliasService:
             if not isinstance(scope, list) or not all(isinstance(z, str) and z for z in scope):
                 raise ApiError(400, "'scope' must be a list of zone ids")
             if body.get("head") is not None:
-                head = _hex(body.get("head"), "head")
+                head = hex32_field(body.get("head"), "head")
                 depth = body.get("depth", 0)
                 if type(depth) is not int or depth < 0:
                     raise ApiError(400, "'depth' must be a non-negative integer")
@@ -604,7 +588,7 @@ class AliasService:
         zone = request.param("zone") or self._default_zone()
         if (alias is None) == (uid_text is None):
             raise ApiError(400, "give exactly one of 'alias' and 'uid'")
-        uid = _hex(uid_text, "uid") if uid_text is not None else None
+        uid = hex32_field(uid_text, "uid") if uid_text is not None else None
         if alias is not None and not 0 < len(alias) <= 256:
             raise ApiError(400, "'alias' must be text of 1..256 characters")
         result, asked = await self.resolve(alias=alias, uid=uid, zone=zone)
@@ -653,28 +637,6 @@ class AliasService:
                 ],
             }
         )
-
-
-def json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError as exc:
-        raise ApiError(400, "body must be JSON") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "body must be a JSON object")
-    return body
-
-
-def _hex(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise ApiError(400, f"'{what}' must be 64 hex digits")
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError as exc:
-        raise ApiError(400, f"'{what}' must be hex") from exc
-    if len(raw) != 32:
-        raise ApiError(400, f"'{what}' must be 32 bytes (64 hex digits)")
-    return raw
 
 
 __all__ = ["PROTOCOL", "AliasParams", "AliasService"]

@@ -23,7 +23,6 @@ address hint).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import sqlite3
@@ -36,7 +35,7 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from meshnode.api import ApiError, Handler, Request, Response, json_response
+from meshnode.api import ApiError, Handler, Request, Response, hex32_field, json_body, json_response
 from meshnode.services import current_epoch
 from meshnode.svc_wire import (
     BAD_REQUEST,
@@ -369,18 +368,13 @@ class HandoffService:
         return {"seal": seal, "admission": admission, "head": head_dah.hex(), "to": to.hex()}
 
     async def _api_migrate(self, request: Request) -> Response:
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError as exc:
-            raise ApiError(400, "body must be JSON") from exc
-        if not isinstance(body, dict):
-            raise ApiError(400, "body must be a JSON object")
+        body = json_body(request)
         zones = [z.id for z in self.node.config.zones]
         zone = body.get("zone") or (zones[0] if zones else "")
         to_zone = body.get("to_zone") or zone
         if zone not in zones or to_zone not in zones:
             raise ApiError(400, "this node has not joined the source or destination zone")
-        genesis, to = _hex32(body.get("genesis"), "genesis"), _hex32(body.get("to"), "to")
+        genesis, to = hex32_field(body.get("genesis"), "genesis"), hex32_field(body.get("to"), "to")
         try:
             result = await self.migrate(zone, genesis, to, to_zone)
         except ServiceError as exc:
@@ -388,13 +382,3 @@ class HandoffService:
         except MeshError as exc:
             raise ApiError(409, exc.describe()) from exc
         return json_response(result)
-
-
-def _hex32(value: Any, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ApiError(400, f"'{what}' must be 64 hex digits")
-    return raw

@@ -15,7 +15,6 @@ Refusals are typed errors: ``not-in-validator-set``, ``after-deadline``, ``alrea
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -25,7 +24,7 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
-from meshnode.api import ApiError, Handler, Request, Response, json_response
+from meshnode.api import ApiError, Handler, Request, Response, hex32_field, json_body, json_response
 from meshnode.services import current_epoch, load_descriptors, load_trust, local_signer
 from meshnode.store import VoteRow
 from meshnode.svc_wire import (
@@ -267,12 +266,7 @@ class QuorumService:
     # -- control API -----------------------------------------------------------------------
 
     async def _api_propose(self, request: Request) -> Response:
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError as exc:
-            raise ApiError(400, "body must be JSON") from exc
-        if not isinstance(body, dict):
-            raise ApiError(400, "body must be a JSON object")
+        body = json_body(request)
         zones = [z.id for z in self.node.config.zones]
         zone = body.get("zone") or (zones[0] if zones else "")
         if zone not in zones:
@@ -282,18 +276,8 @@ class QuorumService:
             raise ApiError(400, "'genesis_epoch' must be a non-negative integer")
         result = await self.propose(
             zone,
-            _hex32(body.get("genesis"), "genesis"),
+            hex32_field(body.get("genesis"), "genesis"),
             genesis_epoch,
-            _hex32(body.get("subject"), "subject"),
+            hex32_field(body.get("subject"), "subject"),
         )
         return json_response(result)
-
-
-def _hex32(value: Any, what: str) -> bytes:
-    try:
-        raw = bytes.fromhex(value) if isinstance(value, str) else b""
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ApiError(400, f"'{what}' must be 64 hex digits")
-    return raw

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import INetConn, INetwork
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from multiaddr import Multiaddr
 
 from meshnode.api import Handler, Request, Response, json_response
+from meshnode.notify import ConnectionNotifee
 from meshnode.services import current_epoch
 from meshnode.svc_wire import (
     BAD_REQUEST,
@@ -87,7 +87,7 @@ class SyncCounters:
     failures: int = 0
 
 
-class _Wake(INotifee):
+class _Wake(ConnectionNotifee):
     """New connection: pull zone objects and heads from it soon (never blocks the swarm)."""
 
     def __init__(self, service: SyncService) -> None:
@@ -95,21 +95,6 @@ class _Wake(INotifee):
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         self.service.wake()
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        return None
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        return None
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        return None
 
 
 def _queued(zone: str, agent: bytes) -> Queued:

@@ -454,6 +454,167 @@ def zone_publish_cmd(api: str, zone: str | None, file: Path, as_json: bool) -> N
     )
 
 
+# -- agent mutate / migrate (added to the ``agent`` group) ---------------------------------
+
+
+def _call_any(api: str, method: str, path: str, body: bytes | None) -> tuple[int, Any]:
+    """Like :func:`_call`, but any HTTP error with a JSON body is a result (status, body)."""
+    url = _api_base(api) + path
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=API_TIMEOUT_S) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            answer = json.loads(exc.read())
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict):
+            return exc.code, answer
+        return 0, _call(api, method, path, body)  # re-raise as the usual one-line error
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise click.ClickException(f"cannot reach the node API at {api}: {reason}") from exc
+
+
+def _is_hex(text: str) -> bool:
+    return bool(text) and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def resolve_uid(api: str, zone: str, uid: str) -> str:
+    """An agent's genesis DAH (64 hex) from itself or a unique prefix of >= 8 hex digits
+    among the agents the node holds in ``zone`` (as ``meshnode agents`` shows them)."""
+    if not _is_hex(uid) or len(uid) < 8 or len(uid) > 64:
+        raise click.BadParameter("expected the genesis DAH (hex) or a prefix of >= 8 digits")
+    if len(uid) == 64:
+        return uid.lower()
+    query = urllib.parse.urlencode({"zone": zone, "limit": 10_000})
+    rows = _call(api, "GET", f"/agents?{query}")["agents"]
+    found = sorted({r["genesis"] for r in rows if r["genesis"].startswith(uid.lower())})
+    if len(found) != 1:
+        what = "no agent" if not found else f"{len(found)} agents"
+        raise click.ClickException(f"{what} in zone {zone!r} with a genesis starting {uid}")
+    return str(found[0])
+
+
+def resolve_host(api: str, zone: str, to: str) -> str:
+    """A host key (64 hex) from itself, a unique prefix (>= 8 hex digits) or a peer id, by
+    the host records the node holds for ``zone``."""
+    if _is_hex(to) and len(to) == 64:
+        return to.lower()
+    query = urllib.parse.urlencode({"zone": zone})
+    hosts = [h for h in _call(api, "GET", f"/zone/hosts?{query}")["hosts"] if not h["revoked"]]
+    by_peer = [h["host_key"] for h in hosts if h.get("peer_id") == to]
+    by_key = [h["host_key"] for h in hosts if _is_hex(to) and h["host_key"].startswith(to.lower())]
+    found = sorted(set(by_peer or (by_key if len(to) >= 8 else [])))
+    if len(found) != 1:
+        what = "no admitted host" if not found else f"{len(found)} hosts"
+        raise click.ClickException(f"{what} in zone {zone!r} matches --to {to}")
+    return str(found[0])
+
+
+def _parse_sets(sets: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in sets:
+        path, eq, value = item.partition("=")
+        if not eq or not path:
+            raise click.BadParameter(f"{item!r} is not PATH=VALUE", param_hint="--set")
+        out[path] = value
+    if not out:
+        raise click.UsageError("give at least one --set PATH=VALUE")
+    return out
+
+
+def _print_rows(title: str, result: dict[str, Any], keys: tuple[str, ...]) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key in keys:
+        if key in result:
+            table.add_row(key, escape(str(result[key])))
+    console.print(table)
+
+
+@click.command("mutate")
+@_api_option
+@click.option("--zone", required=True, help="Zone the agent is in.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="A change (repeatable): memory.KEY=V (a ledger event), context.role|nest|principal=V,"
+    " intent.verb=V, intent.args.KEY=V. The agent's mutation descriptor must allow the field.",
+)
+@click.argument("uid")
+@_json_option
+def agent_mutate_cmd(api: str, zone: str, sets: tuple[str, ...], uid: str, as_json: bool) -> None:
+    """Mutate agent UID (genesis DAH or a unique prefix) on the node that hosts it.
+
+    The node signs the successor state, judges it with its own admission, and commits and
+    publishes it only when admitted (EXECUTE or STORE). Exits 1 when refused: by the
+    descriptor (not-mutable), by policy (e.g. policy-deny), or because the node is not the
+    agent's host.
+    """
+    changes = _parse_sets(sets)
+    genesis = resolve_uid(api, zone, uid)
+    body = json.dumps({"zone": zone, "genesis": genesis, "set": changes}).encode()
+    status, result = _call_any(api, "POST", "/mutate", body)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        keys: tuple[str, ...] = ("zone", "genesis", "stage", "code", "wire", "disposition")
+        keys = (*keys, "reason", "content_id", "head", "depth", "published", "peers", "error")
+        _print_rows("mutation", result, keys)
+    if status != 200:
+        raise SystemExit(1)
+
+
+@click.command("migrate")
+@_api_option
+@click.option("--zone", required=True, help="Zone the agent is in now.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="HOST_KEY|PEER_ID",
+    help="The new host: its host key (hex or a unique prefix) or its libp2p peer id.",
+)
+@click.option("--to-zone", help="Destination zone (default: stay in --zone).")
+@click.argument("uid")
+@_json_option
+def agent_migrate_cmd(
+    api: str, zone: str, to: str, to_zone: str | None, uid: str, as_json: bool
+) -> None:
+    """Hand agent UID over to another host (seal here, admission there; handoff protocol).
+
+    Run it against the agent's current host. Exits 1 when the handoff is refused.
+    """
+    genesis = resolve_uid(api, zone, uid)
+    host_key = resolve_host(api, zone, to)
+    body = {"zone": zone, "to_zone": to_zone or zone, "genesis": genesis, "to": host_key}
+    status, result = _call_any(api, "POST", "/migrate", json.dumps(body).encode())
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    elif status == 200:
+        seal, admission = result.get("seal") or {}, result.get("admission") or {}
+        rows = {
+            "from zone": zone,
+            "to zone": to_zone or zone,
+            "to host": result.get("to", host_key),
+            "seal": f"{seal.get('content_id', '')[:16]} {seal.get('wire', '')} "
+            f"{seal.get('code', '')}",
+            "admission": f"{admission.get('content_id', '')[:16]} {admission.get('wire', '')}"
+            f" {admission.get('code', '')}",
+            "new head": result.get("head", ""),
+        }
+        _print_rows("migration", rows, tuple(rows))
+    else:
+        console.print(f"[red]migration refused[/red]: {escape(str(result.get('error')))}")
+    if status != 200:
+        raise SystemExit(1)
+
+
 COMMANDS: tuple[click.Command, ...] = (
     run_cmd,
     config_group,
@@ -470,10 +631,15 @@ COMMANDS: tuple[click.Command, ...] = (
 
 
 def register(main: click.Group) -> None:
-    """Add the node commands to the top-level ``meshnode`` group, and ``zone publish`` to
-    the governance ``zone`` group (which makes the files this command publishes)."""
+    """Add the node commands to the top-level ``meshnode`` group, ``zone publish`` to the
+    governance ``zone`` group (which makes the files this command publishes), and ``agent
+    mutate`` / ``agent migrate`` to the ``agent`` group when it is already there."""
     from meshnode.cli_governance import zone as zone_group
 
     for command in COMMANDS:
         main.add_command(command)
     zone_group.add_command(zone_publish_cmd)
+    agent_group = main.commands.get("agent")
+    if isinstance(agent_group, click.Group):
+        agent_group.add_command(agent_mutate_cmd)
+        agent_group.add_command(agent_migrate_cmd)

@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 from libp2p.crypto.keys import KeyPair
+from libp2p.peer.id import ID
 
 from meshnode.api import (
     ApiError,
@@ -41,6 +42,8 @@ from meshnode.api import (
     Metric,
     Request,
     Response,
+    hex32_field,
+    json_body,
     json_response,
     metrics_response,
 )
@@ -51,7 +54,16 @@ from meshnode.host import MeshHost
 from meshnode.keys import load_or_create_key
 from meshnode.services import NodeService, build_services
 from meshnode.store import Store
-from meshnode.zones import Outcome, Queued, Zones, ZoneUnknown, agents_topic, control_topic
+from meshnode.zones import (
+    MutationRefused,
+    MutationSpec,
+    Outcome,
+    Queued,
+    Zones,
+    ZoneUnknown,
+    agents_topic,
+    control_topic,
+)
 from protocols import codec
 from protocols.errors import MeshError
 from protocols.gossip.rpc import Message
@@ -334,6 +346,8 @@ class MeshNode:
             ("GET", "/quarantine"): self._quarantine,
             ("GET", "/executions"): self._executions,
             ("GET", "/decisions"): self._decisions,
+            ("POST", "/mutate"): self._mutate,
+            ("GET", "/zone/hosts"): self._zone_hosts,
         }
 
     async def _status(self, request: Request) -> Response:
@@ -572,7 +586,8 @@ class MeshNode:
         )
 
     async def _agents_new(self, request: Request) -> Response:
-        """Make an agent hosted by this node from ``{"verb", "args", "role"}``; publish it
+        """Make an agent hosted by this node from ``{"verb", "args", "role", "omit",
+        "mutable"}`` (``mutable``: the descriptor's mutable fields, default memory); publish it
         unless ``publish=0`` (then the bytes are returned, base64, for publishing elsewhere)."""
         zone = self._zone_param(request)
         assert zone is not None
@@ -589,6 +604,9 @@ class MeshNode:
             raise ApiError(400, "'args' must be an object and 'role' a string")
         if not isinstance(omit, list) or not all(isinstance(x, str) for x in omit):
             raise ApiError(400, "'omit' must be a list of field names")
+        mutable = spec.get("mutable", ["memory"])
+        if not isinstance(mutable, list) or not all(isinstance(x, str) for x in mutable):
+            raise ApiError(400, "'mutable' must be a list of field names")
         try:
             data = await self.db(
                 self.zones.create_agent,
@@ -598,6 +616,7 @@ class MeshNode:
                 role,
                 wall_epoch(time.time()),
                 tuple(omit),
+                tuple(mutable),
             )
         except MeshError as exc:
             raise ApiError(422, exc.describe()) from None
@@ -607,6 +626,69 @@ class MeshNode:
                 {"zone": zone, "content_id": cid, "agent_b64": base64.b64encode(data).decode()}
             )
         return await self._publish_zone(zone, data)
+
+    async def _mutate(self, request: Request) -> Response:
+        """``{"zone", "genesis", "set": {path: value}}``: mutate an agent this node hosts
+        (:meth:`Zones.mutate`); publish it only if this node's own admission accepts it."""
+        body = json_body(request)
+        zone = body.get("zone")
+        if not isinstance(zone, str) or not zone:
+            raise ApiError(400, "'zone' must be a zone id")
+        if zone not in self.zones.zones:
+            raise ApiError(404, f"this node has not joined zone {zone!r}")
+        genesis = hex32_field(body.get("genesis"), "genesis")
+        sets = body.get("set")
+        if not isinstance(sets, dict):
+            raise ApiError(400, "'set' must be an object of path -> value")
+        base = {"zone": zone, "genesis": genesis.hex(), "published": False, "peers": 0}
+        try:
+            spec = MutationSpec.parse(sets)
+            made = await self.db(self.zones.mutate, zone, genesis, spec, wall_epoch(time.time()))
+        except MutationRefused as exc:
+            status = MUTATION_STATUS.get(exc.code, 422)
+            answer = {**base, "code": exc.code, "stage": "mutation", "reason": exc.describe()}
+            return json_response({**answer, "error": f"{exc.code}: {exc.describe()}"}, status)
+        except MeshError as exc:
+            return json_response({**base, "code": "refused", "error": exc.describe()}, 422)
+        out = {
+            **base,
+            **made.outcome.to_json(),
+            "stage": "admission",
+            "head": made.head.dah.hex(),
+            "depth": made.head.totals.depth,
+        }
+        if not made.envelope:
+            reason = f"{made.outcome.code}: {made.outcome.reason}"
+            return json_response({**out, "error": f"not admitted here: {reason}"}, 422)
+        try:
+            msg_id, peers = self.router.publish(agents_topic(zone), made.envelope)
+        except PublishError as exc:  # committed here; members get it by sync
+            out["publish_error"] = exc.describe()
+        else:
+            out.update(published=True, msg_id=msg_id.hex(), peers=peers)
+        self._nursery_soon(self._run_executions)
+        return json_response(out)
+
+    async def _zone_hosts(self, request: Request) -> Response:
+        """The host records this node holds for a zone (for ``agent migrate --to PEER``)."""
+        zone = self._zone_param(request)
+        assert zone is not None
+        rows = await self.db(self.store.host_records, zone)
+        hosts = []
+        for row in rows:
+            entry: dict[str, Any] = {"host_key": row.host_key.hex(), "revoked": row.revoked}
+            if not row.revoked:
+                record = self.zones.zone(zone).view.hosts.by_key(row.host_key)
+                if record is not None:
+                    entry.update(
+                        name=record.name.hex(),
+                        peer_id=_peer_text(record.peer_id, record.addrs),
+                        addrs=list(record.addrs),
+                        roles=list(record.roles),
+                        zones=list(record.zones),
+                    )
+            hosts.append(entry)
+        return json_response({"zone": zone, "hosts": hosts})
 
     async def _quarantine(self, request: Request) -> Response:
         zone = self._zone_param(request, required=False)
@@ -669,6 +751,27 @@ class MeshNode:
                 ]
             }
         )
+
+
+MUTATION_STATUS: dict[str, int] = {
+    "bad-mutation": 400,
+    "unknown-agent": 404,
+    "wrong-zone": 409,
+    "not-host": 409,
+    "no-secret": 409,
+    "not-mutable": 422,
+}
+"""HTTP status of each refusal code of ``POST /mutate`` before admission."""
+
+
+def _peer_text(peer_id: bytes, addrs: tuple[str, ...]) -> str:
+    """A host record's peer id as base58 (its field, else an address's /p2p/ part)."""
+    if peer_id:
+        return ID(peer_id).to_base58()
+    for text in addrs:
+        if "/p2p/" in text:
+            return text.split("/p2p/")[1].split("/")[0]
+    return ""
 
 
 def _jsonable(value: Any) -> Any:

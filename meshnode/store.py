@@ -282,6 +282,10 @@ class AdmissionWrite:
     lineage: tuple[LineageRow, ...] = ()
     quarantine: QuarantineRow | None = None
     escalation: EscalationRow | None = None
+    secret: tuple[bytes, bytes, int, bytes] | None = None
+    """(commitment, genesis, epoch, secret) of a slope step this host made (a mutation)."""
+    spent: bytes | None = None
+    """The commitment whose secret that step revealed: dropped in the same transaction."""
 
 
 @dataclass(frozen=True)
@@ -382,6 +386,10 @@ class Store:
                     self._put_quarantine(c, w.quarantine)
                 if w.escalation is not None:
                     self._put_escalation(c, w.escalation)
+                if w.secret is not None:
+                    c.execute("INSERT OR REPLACE INTO slope_secrets VALUES (?,?,?,?)", w.secret)
+                if w.spent is not None:
+                    c.execute("DELETE FROM slope_secrets WHERE commitment = ?", (w.spent,))
                 self._put_decision(c, w.decision)
 
     @staticmethod

@@ -30,7 +30,8 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from meshnode.config import NodeConfig, ZoneSection
 from meshnode.executor import ExecutionResult, Executor
@@ -49,11 +50,16 @@ from protocols import codec
 from protocols.agent.build import encode_agent
 from protocols.agent.lineage import entry_hash
 from protocols.agent.schema import (
+    MUTABLE_FIELDS,
     Agent,
     Constraints,
     Context,
     Intent,
+    LedgerEvent,
+    LedgerKind,
+    LineageEntry,
     Memory,
+    MutationClass,
     MutationDescriptor,
     PolicyRef,
     PropagationLimits,
@@ -62,6 +68,7 @@ from protocols.agent.schema import (
 from protocols.agent.validate import validate_bytes
 from protocols.errors import MeshError, PolicyError, SchemaError
 from protocols.governance.bundle import ZoneBundle
+from protocols.governance.delegation import mutation_refusal
 from protocols.governance.pipeline import (
     MAX_ENVELOPE_BYTES,
     AdmitInput,
@@ -121,6 +128,139 @@ def _peek_depth(agent: bytes) -> int | None:
 
 class ZoneUnknown(MeshError):
     """A request named a zone this node has not joined."""
+
+
+class MutationRefused(MeshError):
+    """A mutation this node will not make before admission is asked: ``code`` says why
+    (``unknown-agent``, ``wrong-zone``, ``not-host``, ``no-secret``, ``not-mutable``,
+    ``bad-mutation``); nothing was committed or published."""
+
+    def __init__(self, code: str, message: str, *, path: str = "") -> None:
+        super().__init__(message, path=path)
+        self.code = code
+
+
+MUTATION_TARGETS: Final = (
+    "memory.",
+    "context.role",
+    "context.nest",
+    "context.principal",
+    "intent.verb",
+    "intent.args.",
+)
+"""What ``Zones.mutate`` can set: ``memory.KEY`` (a mutation-result ledger event carrying
+the values), context fields, the intent verb and ``intent.args.KEY``."""
+MUTATION_ACCEPTED: Final = frozenset({Disposition.EXECUTE, Disposition.STORE})
+"""A mutation is committed and published only when this node's own admission ACCEPTs it
+with one of these dispositions (a quarantined or escalated state is refused here)."""
+
+
+@dataclass(frozen=True)
+class Mutated:
+    """What :meth:`Zones.mutate` made: the admission outcome here, the envelope to publish
+    (empty when refused) and the new head entry."""
+
+    outcome: Outcome
+    envelope: bytes
+    head: LineageEntry
+
+
+@dataclass(frozen=True)
+class MutationSpec:
+    """``path -> value`` assignments of one mutation (see :data:`MUTATION_TARGETS`)."""
+
+    sets: tuple[tuple[str, Value], ...]
+
+    def fields(self) -> tuple[str, ...]:
+        """The mutation descriptor's names of the fields this changes (sorted)."""
+        out = set()
+        for path, _ in self.sets:
+            if path.startswith("memory."):
+                out.add("memory")
+            elif path.startswith("intent."):
+                out.add("intent")
+            else:
+                out.add(path)
+        return tuple(sorted(out))
+
+    def change(self, agent: Agent, epoch: int) -> dah.Change:
+        """The :class:`~protocols.identity.dah.Change` these assignments make of ``agent``."""
+        memory_sets: dict[str, Value] = {}
+        context, intent = agent.context, agent.intent
+        for path, value in self.sets:
+            if path.startswith("memory."):
+                memory_sets[path.removeprefix("memory.")] = value
+            elif path.startswith("context."):
+                if context is None or not isinstance(value, str):
+                    raise MutationRefused("bad-mutation", "context fields take text", path=path)
+                name = path.removeprefix("context.")
+                context = Context(
+                    zone=context.zone,
+                    nest=value if name == "nest" else context.nest,
+                    role=value if name == "role" else context.role,
+                    principal=value if name == "principal" else context.principal,
+                    constraints=context.constraints,
+                )
+            elif path == "intent.verb":
+                if intent is None or not isinstance(value, str) or not value:
+                    raise MutationRefused("bad-mutation", "the verb is non-empty text", path=path)
+                intent = replace(intent, verb=value)
+            else:
+                if intent is None:
+                    raise MutationRefused("bad-mutation", "the agent has no intent", path=path)
+                args = {**intent.args, path.removeprefix("intent.args."): value}
+                intent = replace(intent, args=args)
+        memory = agent.memory
+        if memory_sets:
+            if memory is None:
+                raise MutationRefused("bad-mutation", "the agent has no memory", path="memory")
+            event = LedgerEvent(epoch, LedgerKind.MUTATION_RESULT, {"set": memory_sets})
+            memory = replace(memory, ledger=(*memory.ledger, event))
+        return dah.Change(
+            cls=MutationClass.STATE_TRANSITION,
+            intent=intent if intent is not agent.intent else None,
+            context=context if context is not agent.context else None,
+            memory=memory if memory is not agent.memory else None,
+        )
+
+    @classmethod
+    def parse(cls, sets: Mapping[str, Any]) -> MutationSpec:
+        """Check the paths and values (JSON-shaped: no floats); MutationRefused names one."""
+        if not sets:
+            raise MutationRefused("bad-mutation", "nothing to change", path="set")
+        out: list[tuple[str, Value]] = []
+        for path, value in sets.items():
+            ok = any(
+                path.startswith(t) and len(path) > len(t) if t.endswith(".") else path == t
+                for t in MUTATION_TARGETS
+            )
+            if not ok:
+                raise MutationRefused(
+                    "bad-mutation",
+                    f"cannot set {path!r}; settable: memory.KEY, context.role, context.nest,"
+                    " context.principal, intent.verb, intent.args.KEY (zones change by migrate)",
+                    path=f"set.{path}",
+                )
+            if not _is_value(value):
+                raise MutationRefused(
+                    "bad-mutation",
+                    "values are text, integers, booleans, null, lists or objects of them",
+                    path=f"set.{path}",
+                )
+            out.append((path, value))
+        return cls(tuple(out))
+
+
+def _is_value(value: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return False
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, list):
+        return all(_is_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_value(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def agents_topic(zone: str) -> str:
@@ -461,9 +601,11 @@ class Zones:
             return None
         return validate_bytes(row.data).agent
 
-    def _write(self, z: ZoneState, d: Decision, agent_bytes: bytes, data: bytes) -> AdmissionWrite:
+    @staticmethod
+    def _record(z: ZoneState, d: Decision, data: bytes) -> DecisionRow:
+        """The audit record of one admission."""
         subject = d.content_id or hashlib.sha256(data).digest()
-        record = DecisionRow(
+        return DecisionRow(
             epoch=d.audit.epoch,
             zone=z.id,
             subject=subject,
@@ -473,6 +615,9 @@ class Zones:
             data=codec.encode(d.audit.to_cbor()),
             at_ns=time.time_ns(),
         )
+
+    def _write(self, z: ZoneState, d: Decision, agent_bytes: bytes, data: bytes) -> AdmissionWrite:
+        record = self._record(z, d, data)
         agent = d.agent
         if agent is None or agent.lineage is None or d.wire is not WireVerdict.ACCEPT:
             return AdmissionWrite(record)
@@ -580,6 +725,73 @@ class Zones:
             return None
         return self.host.with_record(record.name)
 
+    # -- mutation ------------------------------------------------------------------------
+
+    def mutate(self, zone: str, genesis: bytes, spec: MutationSpec, epoch: int) -> Mutated:
+        """Make the successor of this node's agent ``genesis`` with ``spec`` applied (one
+        STATE_TRANSITION entry signed by this host), judge it with this node's own admission
+        and, only when that ACCEPTs it with disposition EXECUTE or STORE, commit it with the
+        slope secret swap (new secret kept, spent one dropped) in one transaction.
+
+        Returns the outcome and the envelope to publish (empty when refused: then nothing was
+        committed but the audit record, and the head's secret is still held). Refusals before
+        admission raise :class:`MutationRefused` with a code.
+        """
+        z = self.zone(zone)
+        row = self.store.latest_state(genesis)
+        if row is None:
+            raise MutationRefused("unknown-agent", f"no agent {genesis.hex()} in this store")
+        if row.zone != zone:
+            raise MutationRefused("wrong-zone", f"the agent is in zone {row.zone!r}, not {zone!r}")
+        agent = validate_bytes(row.data).agent
+        if agent is None or agent.lineage is None:
+            raise MutationRefused("unknown-agent", "the stored state has no readable lineage")
+        head = agent.lineage.entries[-1]
+        host = self._signing_host(zone)
+        if host is None or head.next_signer != host.key:
+            raise MutationRefused("not-host", "this node is not the agent's host")
+        secret = self.store.slope_secret(head.commit)
+        if secret is None:
+            raise MutationRefused("no-secret", "this node holds no secret for the head")
+        refusal = mutation_refusal(agent, spec.fields())
+        if refusal is not None:
+            raise MutationRefused("not-mutable", refusal, path="mutation_descriptor")
+        step = dah.mutate(
+            agent,
+            spec.change(agent, max(epoch, head.epoch)),
+            host,
+            HostSecrets(MappingProxyType({head.commit: secret})),
+            max(epoch, head.epoch),
+            random.SystemRandom(),
+        )
+        data = encode_agent(step.agent)
+        envelope = encode_envelope(zone, data)
+        mid = hashlib.sha256(envelope).digest()
+        decision, agent_bytes = self._admit(z, envelope, epoch, _BatchQuarantine(self.store, z.id))
+        self.decisions[decision.code] += 1
+        outcome = Outcome(
+            mid,
+            decision.wire,
+            decision.code,
+            decision.disposition.value,
+            decision.content_id,
+            decision.reason,
+        )
+        if decision.wire is not WireVerdict.ACCEPT or decision.disposition not in MUTATION_ACCEPTED:
+            self.store.commit_admissions([AdmissionWrite(self._record(z, decision, envelope))])
+            return Mutated(outcome, b"", step.entry)
+        new = step.secrets.get(step.entry.commit)
+        assert new is not None
+        write = replace(
+            self._write(z, decision, agent_bytes, envelope),
+            secret=(step.entry.commit, genesis, epoch, new),
+            spent=head.commit,
+        )
+        self.store.commit_admissions([write])
+        if decision.disposition is Disposition.EXECUTE and decision.agent is not None:
+            self.pending_executions.append((0, zone, decision.agent, decision.content_id))
+        return Mutated(outcome, envelope, step.entry)
+
     # -- making agents -------------------------------------------------------------------
 
     def create_agent(
@@ -590,12 +802,16 @@ class Zones:
         role: str,
         epoch: int,
         omit: tuple[str, ...] = (),
+        mutable: tuple[str, ...] = ("memory",),
     ) -> bytes:
         """A new agent hosted by this node (its slope secret kept in the store).
 
         ``omit`` names optional fields (``memory``, ``intent``) to leave out: a PARTIAL agent,
         whose signed lineage lets it travel and fall back but never execute.
         """
+        wrong = sorted(set(mutable) - MUTABLE_FIELDS)
+        if wrong:
+            raise SchemaError(f"{wrong} are not field names a descriptor lists", path="mutable")
         unknown = set(omit) - OMITTABLE
         if unknown:
             raise SchemaError(
@@ -619,7 +835,7 @@ class Zones:
             memory=Memory(ledger=(), access_log=(), handles=()),
             policy_ref=(refs[0],),
             mutation_descriptor=MutationDescriptor(
-                mutable=("memory",),
+                mutable=tuple(sorted(set(mutable))),
                 delegation=(),
                 limits=PropagationLimits(max_migrations=4, max_zones=4, max_delegation_depth=2),
             ),

@@ -610,7 +610,7 @@ def agent_migrate_cmd(
         }
         _print_rows("migration", rows, tuple(rows))
     else:
-        console.print(f"[red]migration refused[/red]: {escape(str(result.get('error')))}")
+        raise click.ClickException(f"migration refused: {result.get('error')}")
     if status != 200:
         raise SystemExit(1)
 

@@ -465,6 +465,11 @@ def zone_revoke_host(file: Path, key: Path, host_key: str, epoch: int) -> None:
 @click.option("--from-epoch", required=True, type=click.IntRange(min=0))
 @click.option("--until-epoch", required=True, type=click.IntRange(min=1), help="Expiry (excl.).")
 @click.option("--reason", required=True, help="Why (recorded in every audit entry).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the signed override alone here (for `meshnode override publish`).",
+)
 @_user_errors
 def zone_override(
     file: Path,
@@ -474,6 +479,7 @@ def zone_override(
     from_epoch: int,
     until_epoch: int,
     reason: str,
+    out: Path | None,
 ) -> None:
     """Sign a meta-policy override (scoped, expiring) and add it to the zone file."""
     bundle = load_zone(file)
@@ -497,6 +503,8 @@ def zone_override(
     signed = override.sign(*signers)
     bundle.overrides.append(signed)
     save_zone(file, bundle)
+    if out is not None:
+        out.write_bytes(signed.encode())
     click.echo(f"override {signed.id.hex()[:16]}: {action} until epoch {until_epoch}")
 
 

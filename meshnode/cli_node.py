@@ -615,6 +615,83 @@ def agent_migrate_cmd(
         raise SystemExit(1)
 
 
+# -- meta-policy overrides ---------------------------------------------------------------
+
+
+@click.group("override")
+def override_group() -> None:
+    """Publish and list meta-policy overrides (made and signed by `meshnode zone override`)."""
+
+
+def _override_zone(data: bytes, file: Path) -> str:
+    """The zone a zone file or a signed override is for (shape only; the node verifies)."""
+    from protocols.governance.bundle import ZoneBundle
+    from protocols.governance.signing import TAG_OVERRIDE, decode_signed
+
+    try:
+        return ZoneBundle.decode(data).zone
+    except MeshError:
+        pass
+    try:
+        zone = decode_signed(data, TAG_OVERRIDE).body.get("zone")
+    except MeshError as exc:
+        raise click.ClickException(
+            f"{file} is neither a zone file nor a signed override ({exc.describe()})"
+        ) from None
+    if not isinstance(zone, str):
+        raise click.ClickException(f"{file}: the override names no zone")
+    return zone
+
+
+@override_group.command("publish")
+@_api_option
+@click.option("--zone", help="Zone id (default: the zone the file is for).")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@_json_option
+def override_publish_cmd(api: str, zone: str | None, file: Path, as_json: bool) -> None:
+    """Publish the overrides of FILE (a zone file, or one override written by `zone override
+    --out`) through a running node: it checks them against the zone's meta-authority, keeps
+    them, and gossips them on the zone's control topic."""
+    data = _read_capped(file)
+    zone_id = zone or _override_zone(data, file)
+    query = urllib.parse.urlencode({"zone": zone_id})
+    result = _call(api, "POST", f"/override?{query}", data)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    _print_overrides(f"published to {result.get('peers', 0)} peers", result["overrides"], zone_id)
+
+
+@override_group.command("list")
+@_api_option
+@click.option("--zone", help="Only this zone.")
+@_json_option
+def override_list_cmd(api: str, zone: str | None, as_json: bool) -> None:
+    """List the overrides a running node holds that have not expired."""
+    query = f"?{urllib.parse.urlencode({'zone': zone})}" if zone else ""
+    rows = _call(api, "GET", f"/overrides{query}")["overrides"]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    _print_overrides(f"{len(rows)} overrides", rows, None)
+
+
+def _print_overrides(title: str, rows: list[dict[str, Any]], zone: str | None) -> None:
+    table = Table(title=title)
+    for col in ("id", "zone", "action", "target", "epochs", "reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["id"][:16],
+            escape(str(r.get("zone", zone))),
+            escape(r["action"]),
+            r["target"][:16] or "(whole zone)",
+            f"{r['from_epoch']}..{r['expires_epoch']}",
+            escape(r["reason"][:60]),
+        )
+    console.print(table)
+
+
 COMMANDS: tuple[click.Command, ...] = (
     run_cmd,
     config_group,
@@ -627,6 +704,7 @@ COMMANDS: tuple[click.Command, ...] = (
     quarantine_cmd,
     executions_cmd,
     zones_cmd,
+    override_group,
 )
 
 

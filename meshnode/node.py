@@ -69,6 +69,7 @@ from protocols.errors import MeshError
 from protocols.gossip.rpc import Message
 from protocols.gossip.validate import PENDING, Pending, TopicConfig, zone_topic_config
 from protocols.governance.pipeline import encode_envelope
+from protocols.governance.signing import Signed
 from protocols.types import MsgId, PeerId, WireVerdict
 
 __all__ = ["Delivery", "MeshNode", "RouterSlot", "main", "run", "serve"]
@@ -348,6 +349,8 @@ class MeshNode:
             ("GET", "/decisions"): self._decisions,
             ("POST", "/mutate"): self._mutate,
             ("GET", "/zone/hosts"): self._zone_hosts,
+            ("POST", "/override"): self._override,
+            ("GET", "/overrides"): self._overrides,
         }
 
     async def _status(self, request: Request) -> Response:
@@ -669,6 +672,36 @@ class MeshNode:
         self._nursery_soon(self._run_executions)
         return json_response(out)
 
+    async def _override(self, request: Request) -> Response:
+        """Body: a zone file with overrides or one signed override. Its overrides are checked
+        against the meta-authority, kept, and gossiped on the zone's control topic."""
+        zone = self._zone_param(request)
+        assert zone is not None
+        epoch = wall_epoch(time.time())
+        try:
+            wrapped, overrides = await self.db(self.zones.override_file, zone, request.body)
+            applied = await self.db(self.zones.apply_control, zone, wrapped, epoch)
+        except MeshError as exc:
+            raise ApiError(422, f"override refused: {exc.describe()}") from None
+        body: dict[str, Any] = {
+            "zone": zone,
+            "applied": applied,
+            "overrides": [_override_json(o) for o in overrides],
+            "peers": 0,
+        }
+        try:
+            msg_id, peers = self.router.publish(control_topic(zone), wrapped)
+        except PublishError as exc:  # the same overrides again: applied, already gossiped
+            body["published"] = exc.describe()
+        else:
+            body.update(msg_id=msg_id.hex(), peers=peers)
+        return json_response(body)
+
+    async def _overrides(self, request: Request) -> Response:
+        zone = self._zone_param(request, required=False)
+        rows = await self.db(self.zones.override_rows, zone, wall_epoch(time.time()))
+        return json_response({"overrides": rows})
+
     async def _zone_hosts(self, request: Request) -> Response:
         """The host records this node holds for a zone (for ``agent migrate --to PEER``)."""
         zone = self._zone_param(request)
@@ -772,6 +805,12 @@ def _peer_text(peer_id: bytes, addrs: tuple[str, ...]) -> str:
         if "/p2p/" in text:
             return text.split("/p2p/")[1].split("/")[0]
     return ""
+
+
+def _override_json(signed: Signed) -> dict[str, Any]:
+    """A signed override as JSON (the fields its signers signed, hex for bytes)."""
+    body = _jsonable(dict(signed.body))
+    return {"id": signed.id.hex(), **body} if isinstance(body, dict) else {"id": signed.id.hex()}
 
 
 def _jsonable(value: Any) -> Any:

@@ -78,7 +78,7 @@ from protocols.governance.pipeline import (
     encode_envelope,
 )
 from protocols.governance.quorum import scope_of
-from protocols.governance.signing import Authority
+from protocols.governance.signing import TAG_OVERRIDE, Authority, Signed, decode_signed
 from protocols.governance.view import ZoneView
 from protocols.identity import dah
 from protocols.identity import ddh as ddh_mod
@@ -495,6 +495,53 @@ class Zones:
                 s.put_override(signed.id, z.id, epoch, signed.encode())
                 new["overrides"] += 1
         return dict(new)
+
+    def override_file(self, zone: str, data: bytes) -> tuple[bytes, tuple[Signed, ...]]:
+        """A zone file holding only the overrides of ``data`` (a zone file, e.g. one
+        ``meshnode zone override`` added to, or one signed override), for the control topic.
+        Shape only: :meth:`apply_control` checks the meta-authority's signatures."""
+        z = self.zone(zone)
+        try:
+            bundle = ZoneBundle.decode(data)
+        except MeshError as not_bundle:
+            try:
+                overrides: tuple[Signed, ...] = (decode_signed(data, TAG_OVERRIDE),)
+            except MeshError as not_override:
+                raise SchemaError(
+                    "neither a zone file nor a signed override: "
+                    f"{not_bundle.describe()}; {not_override.describe()}"
+                ) from None
+        else:
+            if bundle.zone != zone:
+                raise PolicyError(f"zone file is for {bundle.zone!r}, not {zone!r}", path="zone")
+            overrides = tuple(bundle.overrides)
+        if not overrides:
+            raise SchemaError("the file holds no override", path="overrides")
+        wrapped = ZoneBundle(zone, z.view.authority, overrides=list(overrides))
+        return wrapped.encode(), overrides
+
+    def override_rows(self, zone: str | None, epoch: int) -> list[dict[str, Any]]:
+        """The overrides in force or pending (not revoked, not expired) per joined zone."""
+        out = []
+        for z in self.zones.values():
+            if zone is not None and z.id != zone:
+                continue
+            for oid, o in z.view.overrides.all():
+                if o.expires_epoch <= epoch:
+                    continue
+                out.append(
+                    {
+                        "zone": z.id,
+                        "id": oid.hex(),
+                        "action": o.action.value,
+                        "target": o.target.hex(),
+                        "from_epoch": o.from_epoch,
+                        "expires_epoch": o.expires_epoch,
+                        "holds": o.from_epoch <= epoch,
+                        "reason": o.reason,
+                    }
+                )
+        return out
 
     # -- admission -----------------------------------------------------------------------
 

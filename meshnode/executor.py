@@ -22,10 +22,8 @@ from typing import Any
 from meshnode.store import ExecutionRow, Store
 from protocols import codec
 from protocols.agent.build import encode_agent
-from protocols.agent.schema import Agent, MutationClass
-from protocols.errors import MeshError
-from protocols.governance.execute import HANDLERS, ExecContext, Handler, NotExecuted, execute
-from protocols.identity import dah
+from protocols.agent.schema import Agent
+from protocols.governance.execute import HANDLERS, Handler, NotExecuted, execute_as_host
 from protocols.identity.host import LocalHost
 from protocols.identity.host_secrets import HostSecrets
 
@@ -82,27 +80,21 @@ class Executor:
         if secret is None:
             self._skip("no slope secret for the head's commitment", content_id)
             return None
-        done = execute(agent, ExecContext(epoch, host.key, zone), True, self.handlers)
+        done = execute_as_host(
+            agent,
+            zone,
+            epoch,
+            host,
+            HostSecrets(MappingProxyType({head.commit: secret})),
+            random.SystemRandom(),
+            self.handlers,
+        )
         if isinstance(done, NotExecuted):
             self._skip(done.reason, content_id)
             return None
-        rng = random.SystemRandom()
-        try:
-            step = dah.mutate(
-                done.agent,
-                dah.Change(cls=MutationClass.EXECUTION, memory=done.agent.memory),
-                host,
-                HostSecrets(MappingProxyType({head.commit: secret})),
-                max(epoch, head.epoch),
-                rng,
-            )
-        except MeshError as exc:
-            self._skip(f"cannot extend the slope: {exc.describe()}", content_id)
-            return None
-        assert step.agent.lineage is not None
-        entry = step.agent.lineage.entries[-1]
-        new_secret = step.secrets.get(entry.commit)
-        data = encode_agent(step.agent)
+        entry = done.entry
+        new_secret = done.secrets.get(entry.commit)
+        data = encode_agent(done.agent)
         verb = agent.intent.verb if agent.intent is not None else ""
         row = ExecutionRow(
             content_id=content_id,

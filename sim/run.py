@@ -15,11 +15,14 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from protocols.agent.build import encode_agent
+from protocols.agent.schema import Agent
 from protocols.gossip.events import (
     Deliver,
     Dial,
@@ -37,15 +40,20 @@ from protocols.gossip.events import (
 from protocols.gossip.rpc import EMPTY_CONTROL, Rpc
 from protocols.gossip.sign import SignatureCache
 from protocols.gossip.validate import zone_topic
-from protocols.governance.pipeline import Decision
+from protocols.governance.bundle import ZoneBundle
+from protocols.governance.execute import NotExecuted
+from protocols.governance.pipeline import Decision, encode_envelope
 from protocols.governance.world import World, WorldParams, build_world
-from protocols.types import PeerId, TopicId
+from protocols.identity.host import LocalHost
+from protocols.identity.host_secrets import HostSecrets
+from protocols.identity.slope import SlopeTracker
+from protocols.types import PeerId, TopicId, WireVerdict
 from sim import behaviours
 from sim.engine import Engine
 from sim.metrics import Metrics, SimTracer, percentile
 from sim.network import LinkChange, LinkModel, Mobility, Network
 from sim.scenario import EventSpec, Scenario, apply_override
-from sim.simnode import NodeContext, SimNode, ZoneMember, gossip_params, rpc_size
+from sim.simnode import HostState, NodeContext, SimNode, ZoneMember, gossip_params, rpc_size
 from sim.topology import Topology, build, describe
 
 if TYPE_CHECKING:
@@ -54,6 +62,44 @@ if TYPE_CHECKING:
 US = 1_000_000
 ProgressFn = Callable[[int, int], None]
 """(virtual now_us, end_us) -> None, called between engine slices."""
+
+
+TRACKER_CAPACITY = 100_000
+"""Slope heads a zone member trusts (as ``meshnode.zones``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneInput:
+    """A zone made outside the simulator (e.g. for real processes too): the signed zone file
+    every node verifies into its own view, node ``i``'s host key, and the private host state
+    (signer with its record name, slope secrets) of the nodes that host agents. Members of
+    such a run keep slope heads and states like a real node's store, and each decision is
+    logged in :attr:`Simulation.decision_log`."""
+
+    bundle: bytes
+    host_keys: tuple[bytes, ...]
+    hosts: Mapping[int, tuple[LocalHost, HostSecrets]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneDecision:
+    """One admission at one node (the ``decision_log`` of a :class:`ZoneInput` run)."""
+
+    node: int
+    content_id: bytes
+    wire: str
+    disposition: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneExecution:
+    """One execution by an agent's host: the state it ran and the state it published."""
+
+    node: int
+    content_id: bytes
+    result_id: bytes
+    output: Mapping[str, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +114,16 @@ class RunResult:
 class Simulation:
     """Builds every node of a scenario and drives them on one engine."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, seed: int | None = None, zone_input: ZoneInput | None = None
+    ) -> None:
         t0 = time.perf_counter()
         self.scenario = scenario
         self.seed = scenario.run.seed if seed is None else seed
+        self.zone_input = zone_input
+        self.decision_log: list[ZoneDecision] = []
+        self.executions: list[ZoneExecution] = []
+        self.execution_skips: dict[str, int] = {}
         topo_spec = scenario.topology
         self.topology: Topology = build(topo_spec, self.seed)
         self.n = self.topology.n
@@ -144,21 +196,114 @@ class Simulation:
     # ================================================================ zone members
 
     def _member(self, i: int) -> ZoneMember:
-        """Node ``i``'s own zone view; nodes ``0..hosts-1`` are the zone's hosts."""
+        """Node ``i``'s own zone view; nodes ``0..hosts-1`` are the zone's hosts (they hold
+        the secrets of the agents they spawn, so they can execute them)."""
+        if self.zone_input is not None:
+            return self._input_member(i, self.zone_input)
         assert self.world is not None
         hosts = self.world.hosts
-        key = hosts[i].key if i < len(hosts) else hashlib.sha256(f"sim/{i}".encode()).digest()
-        return ZoneMember(self.world.view(), key, self.scenario.zone.epoch, self._on_decision)
+        epoch = self.scenario.zone.epoch
+        if i >= len(hosts):
+            key = hashlib.sha256(f"sim/{i}".encode()).digest()
+            return ZoneMember(self.world.view(), key, epoch, self._on_decision)
+        h = hosts[i]
+        signer = h.with_record(self.world.record_of(h).name)
+        state = HostState(signer, random.Random(f"{self.seed}/exec/{i}"))
+        return ZoneMember(
+            self.world.view(),
+            h.key,
+            epoch,
+            self._on_decision,
+            host_state=state,
+            on_execute=partial(self._on_execute, i),
+        )
+
+    def _input_member(self, i: int, zi: ZoneInput) -> ZoneMember:
+        epoch = self.scenario.zone.epoch
+        state = None
+        if i in zi.hosts:
+            host, secrets = zi.hosts[i]
+            state = HostState(host, random.Random(f"{self.seed}/exec/{i}"), secrets)
+        return ZoneMember(
+            ZoneBundle.decode(zi.bundle).view(epoch),
+            zi.host_keys[i],
+            epoch,
+            self._on_decision,
+            tracker=SlopeTracker(TRACKER_CAPACITY),
+            host_state=state,
+            on_execute=partial(self._on_execute, i),
+        )
 
     def _on_decision(self, decision: Decision) -> None:
         self.metrics.on_decision(self.tracer.node, decision.code)
+        if self.zone_input is not None:
+            self.decision_log.append(
+                ZoneDecision(
+                    self.tracer.node,
+                    decision.content_id,
+                    decision.wire.value,
+                    decision.disposition.value,
+                    decision.code,
+                )
+            )
+
+    def _on_execute(self, i: int, decision: Decision) -> None:
+        """An EXECUTE decision at node ``i``: run it right after the verdict (as the real
+        node runs executions once the batch's verdicts went out)."""
+        if decision.agent is not None:
+            self.engine.after(0, self._execute, i, decision.agent, decision.content_id)
+
+    def _execute(self, i: int, agent: Agent, content_id: bytes) -> None:
+        """Node ``i`` runs the agent as its host (the node's executor path), admits the new
+        state itself and publishes it; members store it, nobody executes it again."""
+        member = self.nodes[i].member
+        if member is None or member.host_state is None or not self.network.up[i]:
+            reason = "no host state" if self.network.up[i] else "node down"
+            self.execution_skips[reason] = self.execution_skips.get(reason, 0) + 1
+            return
+        zone = member.view.zone
+        done = member.host_state.run(zone, agent, content_id, member.epoch)
+        if isinstance(done, NotExecuted):
+            self.execution_skips[done.reason] = self.execution_skips.get(done.reason, 0) + 1
+            return
+        data = encode_agent(done.agent)
+        self.executions.append(
+            ZoneExecution(i, content_id, hashlib.sha256(data).digest(), done.effect.output)
+        )
+        self.publish_zone(i, encode_envelope(zone, data))
+
+    def publish_zone(self, i: int, data: bytes) -> Decision:
+        """Node ``i`` publishes a zone envelope as a real node's ``/publish`` does: it admits
+        the bytes itself first and publishes only what it ACCEPTs."""
+        member = self.nodes[i].member
+        assert member is not None
+        tracer = self.tracer
+        tracer.node = i
+        tracer.now_us = self.engine.now_us
+        decision = member.admit(data)
+        if decision.wire is not WireVerdict.ACCEPT:
+            return decision
+        outs = self.nodes[i].router.handle(Publish(self.topic, data), self.engine.now)
+        for o in outs:
+            if type(o) is Published:
+                self.metrics.published(o.msg_id, i, self.engine.now_us)
+        self._dispatch(i, outs)
+        return decision
 
     def _zone_agent(self, host: int) -> bytes:
-        """A fresh agent made on zone host ``host`` with the real identity code."""
+        """A fresh agent made on zone host ``host`` with the real identity code (the host
+        keeps the secret of its head's commitment)."""
         assert self.world is not None
         w = self.world
         body = w.body(args={"text": f"{self.scenario.run.name}/{self.publish_count}"})
-        return w.envelope(w.spawn(body, host, self.scenario.zone.epoch, self.agent_rng))
+        agent = w.spawn(body, host, self.scenario.zone.epoch, self.agent_rng)
+        member = self.nodes[host].member
+        assert agent.lineage is not None
+        commit = agent.lineage.entries[-1].commit
+        secret = w.secrets[w.hosts[host].key].get(commit)
+        if member is not None and member.host_state is not None and secret is not None:
+            member.host_state.keep(commit, secret)
+        return w.envelope(agent)
 
     def forged_zone_agent(self, kind: str, tag: int) -> bytes:
         """A zone agent made on host 0 and then tampered with: ``forger`` swaps the head's
@@ -631,6 +776,11 @@ class Simulation:
         }
         if self.workload is not None:
             data["workload"] = self.workload.result()
+        if self.executions or self.execution_skips:  # absent where nothing executed
+            data["executions"] = {
+                "executed": len(self.executions),
+                "not_executed": dict(sorted(self.execution_skips.items())),
+            }
         wall = time.perf_counter() - t0
         rss = peak_rss_bytes()
         host = {

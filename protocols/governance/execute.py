@@ -9,12 +9,24 @@ one EXECUTION lineage entry for the new state (``protocols.identity`` signs it).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final
 
-from protocols.agent.schema import Agent, LedgerEvent, LedgerKind, MutationClass, Value
+from protocols.agent.schema import (
+    Agent,
+    LedgerEvent,
+    LedgerKind,
+    LineageEntry,
+    MutationClass,
+    Value,
+)
+from protocols.errors import MeshError
+from protocols.identity import dah
+from protocols.identity.host import LocalHost
+from protocols.identity.host_secrets import HostSecrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +130,49 @@ def execute(
     effect = handler(agent, ctx)
     memory = replace(agent.memory, ledger=(*agent.memory.ledger, *effect.events))
     return Execution(replace(agent, memory=memory), effect)
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """One execution by the agent's host: the new state (EXECUTION entry appended), the
+    handler's effect, the entry and the host's secrets after the step (the spent one taken,
+    the new commitment's secret held)."""
+
+    agent: Agent
+    effect: Effect
+    entry: LineageEntry
+    secrets: HostSecrets
+
+
+def execute_as_host(
+    agent: Agent,
+    zone: str,
+    epoch: int,
+    host: LocalHost,
+    secrets: HostSecrets,
+    rng: random.Random,
+    handlers: Mapping[str, Handler] = HANDLERS,
+) -> Executed | NotExecuted:
+    """Run the handler as ``host`` (decision was EXECUTE) and append exactly one EXECUTION
+    entry, signed by ``host`` with the secret ``secrets`` holds for the head's commitment.
+
+    The real node's executor and the simulator both call this; each keeps its own "at most
+    once" record and its own secrets (the node in its store, the simulator in memory).
+    """
+    assert agent.lineage is not None
+    head = agent.lineage.entries[-1]
+    done = execute(agent, ExecContext(epoch, host.key, zone), True, handlers)
+    if isinstance(done, NotExecuted):
+        return done
+    try:
+        step = dah.mutate(
+            done.agent,
+            dah.Change(cls=MutationClass.EXECUTION, memory=done.agent.memory),
+            host,
+            secrets,
+            max(epoch, head.epoch),
+            rng,
+        )
+    except MeshError as exc:
+        return NotExecuted(f"cannot extend the slope: {exc.describe()}")
+    return Executed(step.agent, done.effect, step.entry, step.secrets)

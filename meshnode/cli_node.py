@@ -100,6 +100,66 @@ def run_cmd(config_path: Path) -> None:
         raise click.ClickException(str(user)) from exc
 
 
+@click.command("id")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Node configuration file.",
+)
+@click.option(
+    "--field",
+    type=click.Choice(["peer_id", "host_key", "ddh_genesis"]),
+    help="Print only this value (for shell scripts).",
+)
+@_json_option
+def id_cmd(config_path: Path, field: str | None, as_json: bool) -> None:
+    """Print a node's peer id, host key, DDH genesis and listen addresses without starting
+    it. Like `run`, it creates the libp2p key file and the host identity when absent."""
+    import time
+
+    from libp2p.peer.id import ID
+
+    from meshnode.keys import load_or_create_key
+    from meshnode.store import Store
+    from meshnode.zones import host_identity
+
+    config = _load(config_path)
+    try:
+        key = load_or_create_key(config.node.key_file)
+        store = Store.open(config.store_path)
+        try:
+            host = host_identity(store, int(time.time() // 10))
+        finally:
+            store.close()
+    except MeshError as exc:
+        raise click.ClickException(exc.describe()) from None
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or ''}: {exc.strerror}") from None
+    peer = ID.from_pubkey(key.public_key).to_base58()
+    ident = {
+        "peer_id": peer,
+        "host_key": host.key.hex(),
+        "ddh_genesis": host.ddh.genesis.hex(),
+        "listen": list(config.network.listen),
+        "addrs": [f"{a}/p2p/{peer}" for a in config.network.listen],
+        "key_file": str(config.node.key_file),
+    }
+    if field is not None:
+        click.echo(ident[field])
+    elif as_json:
+        click.echo(json.dumps(ident, indent=2, sort_keys=True))
+    else:
+        table = Table(title="node identity", show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        for name in ("peer_id", "host_key", "ddh_genesis", "key_file"):
+            table.add_row(name, escape(str(ident[name])))
+        table.add_row("addrs", escape("\n".join(ident["addrs"]) or "-"))
+        console.print(table)
+
+
 @click.group("config")
 def config_group() -> None:
     """Inspect node configuration files."""
@@ -694,6 +754,7 @@ def _print_overrides(title: str, rows: list[dict[str, Any]], zone: str | None) -
 
 COMMANDS: tuple[click.Command, ...] = (
     run_cmd,
+    id_cmd,
     config_group,
     status_cmd,
     peers_cmd,

@@ -281,6 +281,20 @@ def local_entropy() -> bytes:
     return os.urandom(32) + bytes(jitter)
 
 
+def host_identity(store: Store, epoch: int) -> LocalHost:
+    """The node's host identity from its store, created (and persisted) when absent."""
+    ident = store.host_identity()
+    if ident is None:
+        seed = os.urandom(32)
+        state = ddh_mod.genesis(local_entropy(), epoch)
+        store.set_host_identity(seed, codec.encode(state.to_cbor()))
+        log.info("created host identity", extra={"ddh_genesis": state.genesis.hex()})
+    else:
+        seed, raw = ident
+        state = ddh_mod.DdhState.from_cbor(codec.decode(raw, max_bytes=4096))
+    return LocalHost(seed, state)
+
+
 @dataclass(frozen=True)
 class Queued:
     """One zone message awaiting admission: ``kind`` is ``agents`` or ``control``."""
@@ -365,16 +379,7 @@ class Zones:
 
     def load(self, epoch: int) -> None:
         """Host identity, zone views and trusted slope heads from the store."""
-        ident = self.store.host_identity()
-        if ident is None:
-            seed = os.urandom(32)
-            state = ddh_mod.genesis(local_entropy(), epoch)
-            self.store.set_host_identity(seed, codec.encode(state.to_cbor()))
-            log.info("created host identity", extra={"ddh_genesis": state.genesis.hex()})
-        else:
-            seed, raw = ident
-            state = ddh_mod.DdhState.from_cbor(codec.decode(raw, max_bytes=4096))
-        self.host = LocalHost(seed, state)
+        self.host = host_identity(self.store, epoch)
         self.advance_ddh(epoch)
         for z in self.zones.values():
             self._load_zone(z, epoch)

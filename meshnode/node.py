@@ -442,6 +442,18 @@ class MeshNode:
                 },
             ),
             Metric(
+                "meshnode_verified_signature_hits_total",
+                "counter",
+                "Host signatures answered from the verified-signature cache.",
+                {(): float(self.zones.verified.hits)},
+            ),
+            Metric(
+                "meshnode_verified_signatures",
+                "gauge",
+                "Host signatures held in the verified-signature cache (bounded LRU).",
+                {(): float(len(self.zones.verified))},
+            ),
+            Metric(
                 "meshnode_connected_peers",
                 "gauge",
                 "Peers with an open libp2p connection.",

@@ -82,7 +82,7 @@ from protocols.governance.signing import TAG_OVERRIDE, Authority, Signed, decode
 from protocols.governance.view import ZoneView
 from protocols.identity import dah
 from protocols.identity import ddh as ddh_mod
-from protocols.identity.host import LocalHost
+from protocols.identity.host import LocalHost, VerifiedSignatures
 from protocols.identity.host_secrets import HostSecrets
 from protocols.identity.slope import SlopeTracker
 from protocols.types import WireVerdict
@@ -90,6 +90,7 @@ from protocols.types import WireVerdict
 log = logging.getLogger(__name__)
 
 TRACKER_CAPACITY = 100_000
+VERIFIED_CAPACITY = 16_384  # (key, message, signature) triples, ~250 B each: ~4 MB at most
 RECENT_STATES = 4096
 MAX_STORED_OBJECT = 1 << 20
 OMITTABLE = frozenset({"memory", "intent"})
@@ -363,9 +364,14 @@ class Zones:
         self.config = config
         self.store = store
         self.zones: dict[str, ZoneState] = {}
+        self.verified = VerifiedSignatures(VERIFIED_CAPACITY)
+        """Host signatures that verified, shared by this node's zone views (one bound for
+        all of them): a successor re-verifies only its new entries; no verdict changes."""
         for section in config.zones:
             authority = Authority.of(list(section.authority_keys), section.authority_threshold)
-            self.zones[section.id] = ZoneState(section, ZoneView(section.id, authority))
+            view = ZoneView(section.id, authority)
+            view.verified = self.verified
+            self.zones[section.id] = ZoneState(section, view)
         self.tracker = SlopeTracker(TRACKER_CAPACITY)
         self.executor = Executor(store)
         self.host: LocalHost | None = None

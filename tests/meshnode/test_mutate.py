@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,15 @@ def stored(node: ZoneNode, cid: str) -> bytes:
         conn.close()
     assert row is not None, f"{cid} not stored at {node.name}"
     return bytes(row[0])
+
+
+def verified_cached(node: ZoneNode) -> float:
+    with urllib.request.urlopen(f"http://{node.api}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith("meshnode_verified_signatures "):
+            return float(line.split()[1])
+    raise AssertionError("no verified-signature metric")
 
 
 def settled(nodes: list[ZoneNode]) -> set[str]:
@@ -153,4 +163,6 @@ def test_mutation_reaches_members_and_forbidden_ones_stay_local(line: list[ZoneN
     assert again["depth"] == deepest + 1, again
     for n in line:
         poll(lambda n=n: again["content_id"] in n.agent_ids(), 20, f"second change at {n.name}")
+        # Admission verified host signatures through the node's bounded cache.
+        assert verified_cached(n) > 0, n.name
     assert time.monotonic() - t0 < 60

@@ -409,33 +409,54 @@ def _show(value: Any) -> str:
 
 
 @zone.command("admit-host")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--key", required=True, type=KEY_OPTION, help="An authority key file.")
 @click.option("--host-key", required=True, help="The host's signing key (hex).")
 @click.option("--ddh", required=True, help="Genesis of the host's DDH slope (hex).")
 @click.option("--role", "roles", multiple=True, help="Role granted: validator, anchor, ...")
 @click.option("--addr", "addrs", multiple=True, help="Dialling hint (multiaddr).")
 @click.option("--from-epoch", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--zone",
+    "zones",
+    multiple=True,
+    help="Another zone the record admits the host to (besides the zones of FILES).",
+)
 @_user_errors
 def zone_admit_host(
-    file: Path,
+    files: tuple[Path, ...],
     key: Path,
     host_key: str,
     ddh: str,
     roles: tuple[str, ...],
     addrs: tuple[str, ...],
     from_epoch: int,
+    zones: tuple[str, ...],
 ) -> None:
-    """Sign a host record admitting a host to the zone and add it to the zone file."""
-    bundle = load_zone(file)
+    """Sign one host record admitting a host to the zones of FILES (and any --zone) and add
+    it to each zone file.
+
+    One record valid in several zones is what lets an agent migrate between them: the
+    entries a host signs name its record by hash, so the destination's members must hold
+    that same record to verify the agent's history. The key must be an authority key of
+    every file's zone.
+    """
+    bundles = [load_zone(f) for f in files]
     signer = read_key(key)
-    if public_key(signer) not in bundle.authority.keys:
-        raise click.ClickException(f"{key} is not a key of the zone authority")
-    grant = HostGrant(addrs=addrs, zones=(bundle.zone,), roles=roles, valid_from_epoch=from_epoch)
+    for file, bundle in zip(files, bundles, strict=True):
+        if public_key(signer) not in bundle.authority.keys:
+            raise click.ClickException(f"{key} is not a key of the authority of {file}")
+    admitted = tuple(dict.fromkeys([*(b.zone for b in bundles), *zones]))
+    grant = HostGrant(addrs=addrs, zones=admitted, roles=roles, valid_from_epoch=from_epoch)
     record = sign_record(_hex(host_key, "--host-key"), _hex(ddh, "--ddh"), grant, signer)
-    bundle.host_records.append(record)
-    save_zone(file, bundle)
-    click.echo(f"admitted host {host_key[:16]} (record {record.name.hex()[:16]})")
+    for file, bundle in zip(files, bundles, strict=True):
+        bundle.host_records.append(record)
+        save_zone(file, bundle)
+    click.echo(
+        f"admitted host {host_key[:16]} to {', '.join(admitted)} (record {record.name.hex()[:16]})"
+    )
 
 
 @zone.command("revoke-host")

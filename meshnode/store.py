@@ -170,23 +170,6 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE decisions ADD COLUMN at_ns INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN received_ns INTEGER NOT NULL DEFAULT 0;
     """,
-    # 4: one host record may admit a host to several zones: keyed by (zone, record)
-    """
-    CREATE TABLE host_records_v4 (
-        content_id       BLOB NOT NULL,
-        zone             TEXT NOT NULL,
-        host_key         BLOB NOT NULL,
-        valid_from_epoch INTEGER NOT NULL,
-        revoked          INTEGER NOT NULL DEFAULT 0,
-        data             BLOB NOT NULL,
-        PRIMARY KEY (zone, content_id)
-    ) WITHOUT ROWID;
-    INSERT INTO host_records_v4
-        SELECT content_id, zone, host_key, valid_from_epoch, revoked, data FROM host_records;
-    DROP TABLE host_records;
-    ALTER TABLE host_records_v4 RENAME TO host_records;
-    CREATE INDEX host_records_key ON host_records(zone, host_key);
-    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -82,7 +82,7 @@ from protocols.governance.signing import TAG_OVERRIDE, Authority, Signed, decode
 from protocols.governance.view import ZoneView
 from protocols.identity import dah
 from protocols.identity import ddh as ddh_mod
-from protocols.identity.host import LocalHost, VerifiedSignatures
+from protocols.identity.host import HostRecord, LocalHost, VerifiedSignatures
 from protocols.identity.host_secrets import HostSecrets
 from protocols.identity.slope import SlopeTracker
 from protocols.types import WireVerdict
@@ -282,6 +282,16 @@ def local_entropy() -> bytes:
     return os.urandom(32) + bytes(jitter)
 
 
+def record_key(record: HostRecord, zone: str) -> bytes:
+    """The store row key of a host record held for ``zone``: the record's name in the first
+    zone it lists (as always), a name derived with the zone in the others. One record valid
+    in several zones (``zone admit-host A.zone B.zone``) so gets one row per zone, and a node
+    in both zones keeps it for both across restarts."""
+    if not record.zones or record.zones[0] == zone:
+        return record.name
+    return hashlib.sha256(b"meshnode/host-record/" + zone.encode() + b"\0" + record.name).digest()
+
+
 def host_identity(store: Store, epoch: int) -> LocalHost:
     """The node's host identity from its store, created (and persisted) when absent."""
     ident = store.host_identity()
@@ -478,7 +488,7 @@ class Zones:
             if persist:
                 s.put_host_record(
                     HostRecordRow(
-                        record.name,
+                        record_key(record, z.id),
                         z.id,
                         record.host_key,
                         record.valid_from_epoch,

@@ -31,7 +31,7 @@ def test_version_1_file_migrates_and_keeps_rows(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     store = Store.open(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 3
     assert store.get_agent(b"c") == AgentRow(b"c", "z", b"g", b"h", "STORE", 5, b"d", 0)
     (msg,) = store.messages("t")
     assert (msg.data, msg.received_ns) == (b"\x02", 0)

@@ -12,6 +12,7 @@ makes in beta. Identities come from ``meshnode id`` before any node starts.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -155,3 +156,12 @@ def test_agent_migrates_into_a_zone_whose_members_never_saw_the_source(
     poll(lambda: ran[0]["result_id"] in beta_ids(outsider), 20, "the new result at n2")
     # n2 judged the agent's alpha history without ever joining alpha.
     assert [z["zone"] for z in outsider.get("/zones")["zones"]] == ["beta"]
+    # A node in both zones keeps each shared record for both (its view is rebuilt from
+    # these rows on restart).
+    for node in (old, new):
+        conn = sqlite3.connect(f"file:{node.dir / 'data' / 'store.sqlite3'}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT zone, COUNT(*) FROM host_records GROUP BY zone").fetchall()
+        finally:
+            conn.close()
+        assert dict(rows) == {"alpha": 2, "beta": 3}, (node.name, rows)

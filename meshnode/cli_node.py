@@ -13,6 +13,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -351,6 +352,32 @@ def spawn_cmd(api: str, zone: str, intent: str, role: str, out: Path | None, as_
         raise SystemExit(1)
 
 
+def _get_rows(api: str, route: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    """GET a list route of the control API; parameters that are None are left out."""
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    rows: list[dict[str, Any]] = _call(api, "GET", f"{route}?{query}")[key]
+    return rows
+
+
+def _show_rows(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    title: str,
+    columns: tuple[str, ...],
+    cells: Callable[[dict[str, Any]], tuple[str, ...]],
+) -> None:
+    """Rows as JSON for scripts, or as one rich table."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*cells(row))
+    console.print(table)
+
+
 @click.command("messages")
 @_api_option
 @click.option("--topic", required=True, help="Plain topic to list.")
@@ -359,18 +386,14 @@ def spawn_cmd(api: str, zone: str, intent: str, role: str, out: Path | None, as_
 @_json_option
 def messages_cmd(api: str, topic: str, after: int, limit: int, as_json: bool) -> None:
     """List messages a running node received on a plain topic."""
-    query = urllib.parse.urlencode({"topic": topic, "after": after, "limit": limit})
-    messages = _call(api, "GET", f"/messages?{query}")["messages"]
-    if as_json:
-        click.echo(json.dumps(messages, indent=2, sort_keys=True))
-        return
-    table = Table(title=f"{len(messages)} messages on {escape(topic)}")
-    for col in ("seq", "msg id", "data"):
-        table.add_column(col)
-    for m in messages:
+    messages = _get_rows(api, "/messages", "messages", topic=topic, after=after, limit=limit)
+
+    def cells(m: dict[str, Any]) -> tuple[str, ...]:
         shown = m["text"] if m.get("text") is not None else base64.b64decode(m["data_b64"]).hex()
-        table.add_row(str(m["seq"]), m["msg_id"][-16:], escape(shown[:120]))
-    console.print(table)
+        return str(m["seq"]), m["msg_id"][-16:], escape(shown[:120])
+
+    title = f"{len(messages)} messages on {escape(topic)}"
+    _show_rows(messages, as_json, title, ("seq", "msg id", "data"), cells)
 
 
 @click.command("agents")
@@ -380,24 +403,21 @@ def messages_cmd(api: str, topic: str, after: int, limit: int, as_json: bool) ->
 @_json_option
 def agents_cmd(api: str, zone: str, limit: int, as_json: bool) -> None:
     """List agent states a running node accepted in a zone (newest first)."""
-    query = urllib.parse.urlencode({"zone": zone, "limit": limit})
-    rows = _call(api, "GET", f"/agents?{query}")["agents"]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    table = Table(title=f"{len(rows)} agents in {escape(zone)}")
-    for col in ("content id", "slope (genesis)", "depth", "disposition", "epoch", "bytes"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
+    rows = _get_rows(api, "/agents", "agents", zone=zone, limit=limit)
+    _show_rows(
+        rows,
+        as_json,
+        f"{len(rows)} agents in {escape(zone)}",
+        ("content id", "slope (genesis)", "depth", "disposition", "epoch", "bytes"),
+        lambda r: (
             r["content_id"][:16],
             r["genesis"][:16],
             str(r["depth"]),
             r["disposition"],
             str(r["epoch"]),
             str(r["bytes"]),
-        )
-    console.print(table)
+        ),
+    )
 
 
 @click.command("quarantine")
@@ -407,25 +427,20 @@ def agents_cmd(api: str, zone: str, limit: int, as_json: bool) -> None:
 @_json_option
 def quarantine_cmd(api: str, zone: str | None, limit: int, as_json: bool) -> None:
     """List agents a running node holds in quarantine (never executed)."""
-    params: dict[str, Any] = {"limit": limit}
-    if zone:
-        params["zone"] = zone
-    rows = _call(api, "GET", f"/quarantine?{urllib.parse.urlencode(params)}")["quarantine"]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    table = Table(title=f"{len(rows)} quarantined agents")
-    for col in ("content id", "zone", "host", "expires (epoch)", "bytes"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
+    rows = _get_rows(api, "/quarantine", "quarantine", zone=zone or None, limit=limit)
+    _show_rows(
+        rows,
+        as_json,
+        f"{len(rows)} quarantined agents",
+        ("content id", "zone", "host", "expires (epoch)", "bytes"),
+        lambda r: (
             r["content_id"][:16],
             escape(r["zone"]),
             r["host_key"][:16],
             str(r["expires_epoch"]),
             str(r["bytes"]),
-        )
-    console.print(table)
+        ),
+    )
 
 
 @click.command("executions")
@@ -435,26 +450,21 @@ def quarantine_cmd(api: str, zone: str | None, limit: int, as_json: bool) -> Non
 @_json_option
 def executions_cmd(api: str, zone: str | None, limit: int, as_json: bool) -> None:
     """List the intent handlers a running node ran as its agents' host."""
-    params: dict[str, Any] = {"limit": limit}
-    if zone:
-        params["zone"] = zone
-    rows = _call(api, "GET", f"/executions?{urllib.parse.urlencode(params)}")["executions"]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    table = Table(title=f"{len(rows)} executions")
-    for col in ("executed state", "zone", "verb", "epoch", "new state", "output"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
+    rows = _get_rows(api, "/executions", "executions", zone=zone or None, limit=limit)
+    _show_rows(
+        rows,
+        as_json,
+        f"{len(rows)} executions",
+        ("executed state", "zone", "verb", "epoch", "new state", "output"),
+        lambda r: (
             r["content_id"][:16],
             escape(r["zone"]),
             escape(r["verb"]),
             str(r["epoch"]),
             r["result_id"][:16],
             escape(json.dumps(r["output"], sort_keys=True)[:80]),
-        )
-    console.print(table)
+        ),
+    )
 
 
 @click.command("zones")

@@ -32,7 +32,6 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 from libp2p.crypto.keys import KeyPair
-from libp2p.peer.id import ID
 
 from meshnode.api import (
     ApiError,
@@ -52,7 +51,7 @@ from meshnode.config import NodeConfig, load_config
 from meshnode.gossip_slot import Delivery, GossipSlot, PublishError
 from meshnode.host import MeshHost
 from meshnode.keys import load_or_create_key
-from meshnode.services import NodeService, build_services
+from meshnode.services import NodeService, build_services, record_peer_id
 from meshnode.store import Store
 from meshnode.zones import (
     MutationRefused,
@@ -725,9 +724,10 @@ class MeshNode:
             if not row.revoked:
                 record = self.zones.zone(zone).view.hosts.by_key(row.host_key)
                 if record is not None:
+                    peer = record_peer_id(record)
                     entry.update(
                         name=record.name.hex(),
-                        peer_id=_peer_text(record.peer_id, record.addrs),
+                        peer_id=peer.to_base58() if peer is not None else "",
                         addrs=list(record.addrs),
                         roles=list(record.roles),
                         zones=list(record.zones),
@@ -807,16 +807,6 @@ MUTATION_STATUS: dict[str, int] = {
     "not-mutable": 422,
 }
 """HTTP status of each refusal code of ``POST /mutate`` before admission."""
-
-
-def _peer_text(peer_id: bytes, addrs: tuple[str, ...]) -> str:
-    """A host record's peer id as base58 (its field, else an address's /p2p/ part)."""
-    if peer_id:
-        return ID(peer_id).to_base58()
-    for text in addrs:
-        if "/p2p/" in text:
-            return text.split("/p2p/")[1].split("/")[0]
-    return ""
 
 
 def _override_json(signed: Signed) -> dict[str, Any]:

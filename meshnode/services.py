@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import nacl.signing
+from libp2p.peer.id import ID
 
 from meshnode.api import Handler
 from protocols.errors import MeshError
@@ -144,6 +145,16 @@ def local_signer(node: MeshNode, store: Store) -> nacl.signing.SigningKey | None
     if identity is None or len(identity[0]) != 32:
         return None
     return nacl.signing.SigningKey(identity[0])
+
+
+def record_peer_id(record: HostRecord) -> ID | None:
+    """A host record's libp2p peer id: its field, else the ``/p2p/`` part of an address."""
+    if record.peer_id:
+        return ID(record.peer_id)
+    for text in record.addrs:
+        if "/p2p/" in text:
+            return ID.from_base58(text.split("/p2p/")[1].split("/")[0])
+    return None
 
 
 def build_services(node: MeshNode) -> list[NodeService]:

@@ -36,7 +36,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from meshnode.api import ApiError, Handler, Request, Response, hex32_field, json_body, json_response
-from meshnode.services import current_epoch
+from meshnode.services import current_epoch, record_peer_id
 from meshnode.svc_wire import (
     BAD_REQUEST,
     NOT_SERVED,
@@ -128,13 +128,10 @@ class HandoffCounters:
 
 def dial_target(record: HostRecord) -> tuple[ID, tuple[str, ...]]:
     """Peer id and address hints of a host record (peer id field, else an address's /p2p/)."""
-    addrs = tuple(a.split("/p2p/")[0] for a in record.addrs)
-    if record.peer_id:
-        return ID(record.peer_id), addrs
-    for text in record.addrs:
-        if "/p2p/" in text:
-            return ID.from_base58(text.split("/p2p/")[1].split("/")[0]), addrs
-    raise ServiceError(NOT_SERVED, "the host record names no peer id")
+    peer = record_peer_id(record)
+    if peer is None:
+        raise ServiceError(NOT_SERVED, "the host record names no peer id")
+    return peer, tuple(a.split("/p2p/")[0] for a in record.addrs)
 
 
 class HandoffService:

@@ -13,7 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,32 +33,13 @@ from protocols import codec
 from protocols.governance.signing import Authority, Signed
 from protocols.governance.zone import QuorumParams, ZoneDescriptor
 from protocols.identity.host import HostGrant, HostRecord, LocalHost, new_host, sign_record
-
-REPO = Path(__file__).parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.meshnode.zone_harness import REPO, _read_json, free_port
+from tests.meshnode.zone_harness import poll as _poll
 
 
 def poll(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> Any:
-    """Poll a real-process condition with a bounded deadline; returns its truthy value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+    """The zone harness's bounded poll, at this harness's 50 ms step."""
+    return _poll(cond, timeout, what, every=step)
 
 
 @dataclass

@@ -8,7 +8,6 @@ agent states. Sync is a pull, run with every connected peer on each new connecti
 - ``zone``: the peer's whole zone file (descriptors, contracts, policy references, host
   records, revocations, overrides) rebuilt from its store; applied through the node's normal
   control path, which verifies every signature against the zone authority in our config.
-  Later rounds send the sha256 of the file last pulled and get ``same`` while it is unchanged.
 - ``heads``: we send ``[genesis, depth]`` of the newest state we hold of every agent in the
   zone; the peer answers the newest state of each agent where it holds a deeper one (or one
   we lack), bounded in count and bytes. Each state goes through the node's admission
@@ -122,10 +121,7 @@ class SyncService:
         self.counters = SyncCounters()
         self.serve_counters = ServeCounters()
         self._wake = trio.Event()
-        # (peer, zone) -> sha256 of the zone file last pulled from that peer: each round asks
-        # again with it, and the peer answers "same" unless its file changed since. Pulling
-        # only once per connection lost a file published while the link was coming up.
-        self._zone_seen: dict[tuple[bytes, str], bytes] = {}
+        self._zone_synced: set[tuple[bytes, str]] = set()
         self.last_round_s = 0.0
         self._peers = PeerFilter(PROTOCOL)
         self._heads_cache: tuple[float, list[list[Any]]] | None = None
@@ -155,7 +151,7 @@ class SyncService:
         """Pull from every connected peer, one zone at a time."""
         started = time.monotonic()
         connected = set(self.node.mesh.connected_peers())
-        self._zone_seen = {k: d for k, d in self._zone_seen.items() if ID(k[0]) in connected}
+        self._zone_synced = {(p, z) for p, z in self._zone_synced if ID(p) in connected}
         zones = sorted(self.node.zones.zones)
         host, now = self.node.mesh.host, trio.current_time()
         async with trio.open_nursery() as nursery:
@@ -167,7 +163,9 @@ class SyncService:
     async def _sync_peer(self, peer: ID, zones: list[str]) -> None:
         try:
             for zone in zones:
-                await self.pull_zone(peer, zone)
+                if (peer.to_bytes(), zone) not in self._zone_synced:
+                    await self.pull_zone(peer, zone)
+                    self._zone_synced.add((peer.to_bytes(), zone))
             await self.pull_heads(peer, zones)
         except MeshError as exc:
             self.counters.failures += 1
@@ -177,13 +175,9 @@ class SyncService:
 
     async def pull_zone(self, peer: ID, zone: str) -> int:
         """Fetch and apply the peer's zone file; returns the number of new objects."""
-        request: dict[str, Any] = {"t": "zone", "zone": zone}
-        seen = self._zone_seen.get((peer.to_bytes(), zone))
-        if seen is not None:
-            request["digest"] = seen
-        answer = await call(self.node.mesh.host, peer, (), PROTOCOL, request, self.params.wire)
-        if answer.get("same") is True:
-            return 0
+        answer = await call(
+            self.node.mesh.host, peer, (), PROTOCOL, {"t": "zone", "zone": zone}, self.params.wire
+        )
         bundle = field_bytes(answer, "bundle", cap=MAX_BUNDLE_BYTES)
         self.counters.zone_pulls += 1
         try:
@@ -193,7 +187,6 @@ class SyncService:
             raise
         added = sum(new.values())
         self.counters.zone_objects_new += added
-        self._zone_seen[(peer.to_bytes(), zone)] = hashlib.sha256(bundle).digest()
         return added
 
     async def pull_heads(self, peer: ID, zones: list[str]) -> int:
@@ -305,12 +298,7 @@ class SyncService:
             zone = field_text(request, "zone", 64)
             if zone not in self.node.zones.zones:
                 raise ServiceError(NOT_SERVED, f"this node has not joined zone {zone!r}")
-            bundle = await self.node.db(self._bundle, zone)
-            if "digest" in request and field_bytes(request, "digest", 32) == (
-                hashlib.sha256(bundle).digest()
-            ):
-                return ok(same=True)
-            return ok(bundle=bundle)
+            return ok(bundle=await self.node.db(self._bundle, zone))
         if kind != "heads":
             raise ServiceError(BAD_REQUEST, f"unknown request type {kind!r}", path="t")
         asked = field_list(request, "zones", 64)

@@ -163,11 +163,8 @@ class SyncService:
     async def _sync_peer(self, peer: ID, zones: list[str]) -> None:
         try:
             for zone in zones:
-                # Until this node holds a descriptor of the zone, the peer is asked again next
-                # round: pulling once per connection lost a file published as the link came up.
-                if (peer.to_bytes(), zone) not in self._zone_synced and (
-                    await self.pull_zone(peer, zone) or await self._has_descriptor(zone)
-                ):
+                if (peer.to_bytes(), zone) not in self._zone_synced:
+                    await self.pull_zone(peer, zone)
                     self._zone_synced.add((peer.to_bytes(), zone))
             await self.pull_heads(peer, zones)
         except MeshError as exc:
@@ -175,10 +172,6 @@ class SyncService:
             if isinstance(exc, ServiceError):
                 self._peers.failed(peer, exc, trio.current_time())
             log.debug("sync failed", extra={"peer": peer.to_base58(), "error": str(exc)})
-
-    async def _has_descriptor(self, zone: str) -> bool:
-        """Whether this node holds any descriptor of ``zone`` (store thread)."""
-        return bool(await self.node.db(self.node.store.descriptors, zone))
 
     async def pull_zone(self, peer: ID, zone: str) -> int:
         """Fetch and apply the peer's zone file; returns the number of new objects."""

@@ -123,6 +123,8 @@ class GossipRouter:
         self._promise_order: deque[tuple[float, MsgId, PeerId]] = deque()
         self._peerhave: dict[PeerId, int] = {}
         self._iasked: dict[PeerId, int] = {}
+        # topic -> peers that joined our mesh since the last heartbeat (see _emit_gossip)
+        self._fresh: dict[str, set[PeerId]] = {}
         self._ticks = 0
         # StrictSign seqnos must not repeat across restarts: start from a random point
         self._seqno = first_seqno if first_seqno is not None else rng.getrandbits(62)
@@ -182,6 +184,7 @@ class GossipRouter:
         for topic in sorted(self.overlay.mesh):
             self._maintain_mesh(topic, now)
         self._maintain_fanout(now)
+        self._fresh.clear()
         self.mcache.shift()
         self._expire_pending(now)
         if self._out:
@@ -252,6 +255,7 @@ class GossipRouter:
             t.behaviour_penalty(peer, count, reason, self._now)
 
     def _graft_trace(self, peer: PeerId, topic: str) -> None:
+        self._fresh.setdefault(topic, set()).add(peer)
         for t in self._tracers:
             t.graft(peer, topic, self._now)
 
@@ -854,20 +858,36 @@ class GossipRouter:
             self._emit_gossip(topic, fan)
 
     def _emit_gossip(self, topic: str, exclude: set[PeerId]) -> None:
-        """IHAVE to max(D_lazy, gossip_factor * eligible) non-mesh peers (v1.1 adaptive)."""
+        """IHAVE to max(D_lazy, gossip_factor * eligible) non-mesh peers (v1.1 adaptive), and
+        to every peer that joined the mesh since the last heartbeat.
+
+        Why the newcomers: a message that arrived before a peer was grafted was relayed only
+        to the mesh of the time, and plain gossip skips mesh peers, so a peer grafted in this
+        heartbeat (or by a GRAFT since the last one) got neither the message nor an IHAVE of it.
+        With links coming up, a message published in that window never went two hops (a
+        5-node ring lost messages; a zone file reached 1 of 4 nodes). Peers that already hold
+        a message ignore its IHAVE, so the cost is one small control part per new mesh link.
+        """
         mids = self.mcache.gossip_ids(topic)
         if not mids:
             return
         p = self.params
+        subscribed = self.overlay.topics.get(topic, ())
+        fresh = self._fresh.get(topic, ())
         cands = [
             q
-            for q in sorted(self.overlay.topics.get(topic, ()))
+            for q in sorted(subscribed)
             if q not in exclude
             and q not in self.direct
             and self._score(q) >= self._gossip_threshold
         ]
         target = max(p.d_lazy, int(p.gossip_factor * len(cands)))
         chosen = cands if len(cands) <= target else self._rng.sample(cands, target)
+        chosen.extend(
+            q
+            for q in sorted(fresh)
+            if q in exclude and q in subscribed and self._score(q) >= self._gossip_threshold
+        )
         for q in chosen:
             ids = mids
             if len(ids) > p.max_ihave_length:

@@ -9,7 +9,7 @@ joining late pulls the zone file from its neighbour and is admitted to the zone.
 from __future__ import annotations
 
 import signal
-import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from tests.meshnode.svc_harness import start_zone_line
 from tests.meshnode.zone_harness import ZoneNode, admit_all, free_port, poll
 
 N = 5
-GOSSIP_HISTORY_S = 3.5  # IHAVE re-offers the last 3 heartbeats (1 s each); restart adds more
 
 
 @pytest.fixture
@@ -53,6 +52,16 @@ def sync_counters(node: ZoneNode) -> Any:
     return node.get("/sync/status")["counters"]
 
 
+def heartbeats(node: ZoneNode) -> float:
+    """The router's heartbeat count, from the node's Prometheus metrics."""
+    with urllib.request.urlopen(f"http://{node.api}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for row in text.splitlines():
+        if row.startswith('meshnode_router_events_total{kind="heartbeats"}'):
+            return float(row.split()[-1])
+    return 0.0
+
+
 def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> None:
     start_zone_line(line)
     admit_all(line, via=line[0])
@@ -82,7 +91,10 @@ def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> No
     for n in line[3:]:
         assert left_g not in heads(n)
 
-    time.sleep(GOSSIP_HISTORY_S)  # gossip can no longer re-offer them: only sync can
+    # Gossip can no longer re-offer them (IHAVE covers the last 3 heartbeats): only sync can.
+    for n in (line[1], line[3]):
+        since = heartbeats(n)
+        poll(lambda n=n, t=since: heartbeats(n) >= t + 4, 15, f"{n.name}'s gossip history")
     middle.start()
     for n in line:
         try:
@@ -108,6 +120,10 @@ def test_late_joiner_pulls_the_zone_file(line: list[ZoneNode]) -> None:
     first.write_config([])
     first.start()
     admit_all([first], via=first)
+    # Only sync may bring the file: wait until it has left first's gossip window (IHAVE
+    # re-offers the last 3 heartbeats' messages, also to a newly grafted peer).
+    published_at = heartbeats(first)
+    poll(lambda: heartbeats(first) >= published_at + 4, 15, "the file to leave gossip history")
     second.write_config([first.addr()])
     second.start()
     # The newcomer was given no zone objects; sync brings the zone file from its neighbour.

@@ -108,3 +108,40 @@ def test_no_gossip_to_or_from_peers_below_gossip_threshold(gs: ModuleType) -> No
     q = outsiders[0]
     assert gs.iwants_to(h.recv(q, gs.ctl_rpc(ihave=[IHave(gs.TOPIC, (b"zz",))]))) == []
     assert gs.msgs_to(h.recv(q, gs.ctl_rpc(iwant=[IWant((mid,))]))) == []
+
+
+def test_peer_grafted_after_a_message_gets_an_ihave_for_it(gs: ModuleType) -> None:
+    """A message relayed while the mesh was empty reached nobody; the heartbeat that grafts
+    the peers must offer it to them, though plain gossip skips mesh peers."""
+    h = gs.make_harness()
+    h.join()
+    peers = [gs.pid(i) for i in range(3)]
+    h.connect(peers)
+    assert h.mesh() == set()
+    data = b"early"
+    outs = h.recv(peers[0], gs.Rpc(publish=(gs.zone_message(data),)))
+    assert gs.msgs_to(outs) == []  # no mesh yet: relayed to nobody
+    outs = h.beat()
+    assert h.mesh() == set(peers)
+    got = gs.ihaves_to(outs)
+    assert set(got) == set(peers)
+    assert all(ids == [gs.zone_id(data)] for ids in got.values())
+    # only the heartbeat right after the graft: settled mesh peers get no IHAVE
+    assert gs.ihaves_to(h.beat()) == {}
+
+
+def test_inbound_graft_since_last_heartbeat_gets_an_ihave(gs: ModuleType) -> None:
+    h = gs.make_harness()
+    h.join()
+    first = [gs.pid(i) for i in range(6)]
+    h.connect(first)
+    h.beat()
+    late = gs.pid(50)
+    h.connect([late])
+    data = b"before the graft"
+    h.recv(first[0], gs.Rpc(publish=(gs.zone_message(data),)))
+    h.recv(late, gs.ctl_rpc(graft=[gs.Graft(gs.TOPIC)]))
+    assert late in h.mesh()
+    got = gs.ihaves_to(h.beat())
+    assert got.get(late) == [gs.zone_id(data)]
+    assert not set(got) & (h.mesh() - {late})

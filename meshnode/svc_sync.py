@@ -8,6 +8,7 @@ agent states. Sync is a pull, run with every connected peer on each new connecti
 - ``zone``: the peer's whole zone file (descriptors, contracts, policy references, host
   records, revocations, overrides) rebuilt from its store; applied through the node's normal
   control path, which verifies every signature against the zone authority in our config.
+  Later rounds send the sha256 of the file last pulled and get ``same`` while it is unchanged.
 - ``heads``: we send ``[genesis, depth]`` of the newest state we hold of every agent in the
   zone; the peer answers the newest state of each agent where it holds a deeper one (or one
   we lack), bounded in count and bytes. Each state goes through the node's admission
@@ -78,6 +79,7 @@ class SyncParams:
 @dataclass
 class SyncCounters:
     zone_pulls: int = 0
+    zone_pulls_same: int = 0
     zone_objects_new: int = 0
     head_pulls: int = 0
     head_pulls_same: int = 0
@@ -121,10 +123,16 @@ class SyncService:
         self.counters = SyncCounters()
         self.serve_counters = ServeCounters()
         self._wake = trio.Event()
-        self._zone_synced: set[tuple[bytes, str]] = set()
+        # (peer, zone) -> sha256 of the zone file last pulled from that peer: each round asks
+        # again with it, and the peer answers "same" unless its file changed since. Pulling
+        # only once per connection lost a file published while the link was coming up.
+        self._zone_seen: dict[tuple[bytes, str], bytes] = {}
         self.last_round_s = 0.0
         self._peers = PeerFilter(PROTOCOL)
         self._heads_cache: tuple[float, list[list[Any]]] | None = None
+        # zone -> (built at, file, sha256): every peer asks every round, so the file is
+        # rebuilt from the store at most once per ``min_gap_s`` however many peers ask
+        self._bundle_cache: dict[str, tuple[float, bytes, bytes]] = {}
 
     def install(self) -> None:
         host = self.node.mesh.host
@@ -151,7 +159,7 @@ class SyncService:
         """Pull from every connected peer, one zone at a time."""
         started = time.monotonic()
         connected = set(self.node.mesh.connected_peers())
-        self._zone_synced = {(p, z) for p, z in self._zone_synced if ID(p) in connected}
+        self._zone_seen = {k: d for k, d in self._zone_seen.items() if ID(k[0]) in connected}
         zones = sorted(self.node.zones.zones)
         host, now = self.node.mesh.host, trio.current_time()
         async with trio.open_nursery() as nursery:
@@ -163,9 +171,7 @@ class SyncService:
     async def _sync_peer(self, peer: ID, zones: list[str]) -> None:
         try:
             for zone in zones:
-                if (peer.to_bytes(), zone) not in self._zone_synced:
-                    await self.pull_zone(peer, zone)
-                    self._zone_synced.add((peer.to_bytes(), zone))
+                await self.pull_zone(peer, zone)
             await self.pull_heads(peer, zones)
         except MeshError as exc:
             self.counters.failures += 1
@@ -175,9 +181,14 @@ class SyncService:
 
     async def pull_zone(self, peer: ID, zone: str) -> int:
         """Fetch and apply the peer's zone file; returns the number of new objects."""
-        answer = await call(
-            self.node.mesh.host, peer, (), PROTOCOL, {"t": "zone", "zone": zone}, self.params.wire
-        )
+        request: dict[str, Any] = {"t": "zone", "zone": zone}
+        seen = self._zone_seen.get((peer.to_bytes(), zone))
+        if seen is not None:
+            request["digest"] = seen
+        answer = await call(self.node.mesh.host, peer, (), PROTOCOL, request, self.params.wire)
+        if answer.get("same") is True:
+            self.counters.zone_pulls_same += 1
+            return 0
         bundle = field_bytes(answer, "bundle", cap=MAX_BUNDLE_BYTES)
         self.counters.zone_pulls += 1
         try:
@@ -187,6 +198,7 @@ class SyncService:
             raise
         added = sum(new.values())
         self.counters.zone_objects_new += added
+        self._zone_seen[(peer.to_bytes(), zone)] = hashlib.sha256(bundle).digest()
         return added
 
     async def pull_heads(self, peer: ID, zones: list[str]) -> int:
@@ -292,13 +304,26 @@ class SyncService:
             (tree["revocations"] if row.revoked else tree["host_records"]).append(dec(row.data))
         return ZoneBundle.from_cbor(tree).encode()
 
+    async def _zone_file(self, zone: str) -> tuple[bytes, bytes]:
+        """Our zone file and its sha256, rebuilt at most once per ``min_gap_s``."""
+        now = trio.current_time()
+        cached = self._bundle_cache.get(zone)
+        if cached is None or now - cached[0] > self.params.min_gap_s:
+            bundle = await self.node.db(self._bundle, zone)
+            cached = (now, bundle, hashlib.sha256(bundle).digest())
+            self._bundle_cache[zone] = cached
+        return cached[1], cached[2]
+
     async def _handle(self, peer: ID, request: dict[str, Any]) -> dict[str, Any]:
         kind = field_text(request, "t", 16)
         if kind == "zone":
             zone = field_text(request, "zone", 64)
             if zone not in self.node.zones.zones:
                 raise ServiceError(NOT_SERVED, f"this node has not joined zone {zone!r}")
-            return ok(bundle=await self.node.db(self._bundle, zone))
+            bundle, digest = await self._zone_file(zone)
+            if "digest" in request and field_bytes(request, "digest", 32) == digest:
+                return ok(same=True)
+            return ok(bundle=bundle)
         if kind != "heads":
             raise ServiceError(BAD_REQUEST, f"unknown request type {kind!r}", path="t")
         asked = field_list(request, "zones", 64)

@@ -108,6 +108,9 @@ def test_partition_heal_brings_both_sides_everywhere(line: list[ZoneNode]) -> No
     assert sync_counters(right)["states_accepted"] >= 1
     # Once converged, a round costs a digest: the peers answer "same".
     poll(lambda: sync_counters(left)["head_pulls_same"] > 0, 20, "a converged digest round")
+    # The zone file is asked for every round too (a lost revocation must not wait for a
+    # reconnect), by digest: unchanged, the answer is "same", not the file.
+    poll(lambda: sync_counters(left)["zone_pulls_same"] > 0, 20, "a zone digest round")
     # Nothing was executed twice, nor by anyone but each agent's host.
     assert len(left.executions()) == 1
     assert len(right.executions()) == 1

@@ -170,6 +170,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE decisions ADD COLUMN at_ns INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN received_ns INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: a plain-topic message is kept once: a restarted node's seen-cache is empty, so
+    # gossip re-offers (IHAVE) what it stored before the restart
+    """
+    DELETE FROM messages WHERE EXISTS (
+        SELECT 1 FROM messages AS m WHERE m.topic = messages.topic
+        AND m.msg_id = messages.msg_id AND m.seq < messages.seq
+    );
+    CREATE UNIQUE INDEX messages_topic_msg_id ON messages(topic, msg_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -744,14 +753,18 @@ class Store:
     def append_message(
         self, topic: str, msg_id: bytes, data: bytes, ring_size: int, received_ns: int = 0
     ) -> int:
-        """Append to the topic's ring, dropping the oldest beyond ``ring_size``; returns seq."""
+        """Append to the topic's ring, dropping the oldest beyond ``ring_size``; returns seq
+        (0 if the ring already holds this message id)."""
         with self._tx() as c:
             row = c.execute("SELECT max(seq) FROM messages WHERE topic = ?", (topic,)).fetchone()
             seq = (row[0] or 0) + 1
-            c.execute(
-                "INSERT INTO messages (topic, seq, msg_id, data, received_ns) VALUES (?,?,?,?,?)",
+            added = c.execute(
+                "INSERT OR IGNORE INTO messages (topic, seq, msg_id, data, received_ns)"
+                " VALUES (?,?,?,?,?)",
                 (topic, seq, msg_id, data, received_ns),
-            )
+            ).rowcount
+            if not added:  # already held (re-offered after a restart): keep the first copy
+                return 0
             c.execute("DELETE FROM messages WHERE topic = ? AND seq <= ?", (topic, seq - ring_size))
             return seq
 
@@ -759,7 +772,8 @@ class Store:
         self, items: Sequence[tuple[str, bytes, bytes, int]], ring_size: int
     ) -> list[int]:
         """Append ``(topic, msg_id, data, received_ns)`` items in one transaction (one fsync
-        for a burst, not one per message); each topic's ring keeps ``ring_size``."""
+        for a burst, not one per message); each topic's ring keeps ``ring_size``. A message
+        id the ring already holds is skipped (its seq is 0)."""
         seqs: list[int] = []
         next_seq: dict[str, int] = {}
         with self._tx() as c:
@@ -770,11 +784,15 @@ class Store:
                         "SELECT max(seq) FROM messages WHERE topic = ?", (topic,)
                     ).fetchone()
                     seq = (row[0] or 0) + 1
-                c.execute(
-                    "INSERT INTO messages (topic, seq, msg_id, data, received_ns)"
+                added = c.execute(
+                    "INSERT OR IGNORE INTO messages (topic, seq, msg_id, data, received_ns)"
                     " VALUES (?,?,?,?,?)",
                     (topic, seq, msg_id, data, received_ns),
-                )
+                ).rowcount
+                if not added:  # already held (re-offered after a restart)
+                    seqs.append(0)
+                    next_seq[topic] = seq
+                    continue
                 next_seq[topic] = seq + 1
                 seqs.append(seq)
             for topic, seq in next_seq.items():

@@ -1,5 +1,6 @@
-"""Store schema 2 and 3: a version-1 file migrates in place with its rows kept; executions are
-recorded at most once with their slope secrets; a batch of admissions commits as one."""
+"""Store schemas 2-4: a version-1 file migrates in place with its rows kept; executions are
+recorded at most once with their slope secrets; a batch of admissions commits as one; a
+plain-topic message id is kept once (schema 4)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_version_1_file_migrates_and_keeps_rows(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     store = Store.open(path)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     assert store.get_agent(b"c") == AgentRow(b"c", "z", b"g", b"h", "STORE", 5, b"d", 0)
     (msg,) = store.messages("t")
     assert (msg.data, msg.received_ns) == (b"\x02", 0)
@@ -84,3 +85,28 @@ def test_append_messages_batch_keeps_each_ring(tmp_path: Path) -> None:
     assert [m.seq for m in store.messages("a")] == [3, 4, 5]
     assert [m.received_ns for m in store.messages("a")] == [2, 3, 4]
     assert [(m.seq, m.data) for m in store.messages("b")] == [(1, b"y")]
+
+
+def test_a_message_id_already_held_is_not_stored_again(tmp_path: Path) -> None:
+    """A restarted node's seen-cache is empty: gossip re-offers what its ring already holds."""
+    store = Store.open(tmp_path / "s.sqlite3")
+    assert store.append_message("a", b"m1", b"first", 5, received_ns=1) == 1
+    assert store.append_message("a", b"m1", b"again", 5, received_ns=2) == 0
+    items = [("a", b"m1", b"again", 3), ("a", b"m2", b"new", 4), ("a", b"m2", b"dup", 5)]
+    assert store.append_messages(items, 5) == [0, 2, 0]
+    assert [(m.seq, m.data) for m in store.messages("a")] == [(1, b"first"), (2, b"new")]
+    assert store.append_message("b", b"m1", b"other topic", 5) == 1  # ids are per topic
+
+
+def test_version_3_file_with_duplicate_messages_keeps_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        conn.executescript(script)
+    rows = [("t", 1, b"x", b"one", 1), ("t", 2, b"y", b"two", 2), ("t", 3, b"x", b"re", 3)]
+    conn.executemany("INSERT INTO messages VALUES (?,?,?,?,?)", rows)
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    store = Store.open(path)
+    assert [(m.seq, m.data) for m in store.messages("t")] == [(1, b"one"), (2, b"two")]

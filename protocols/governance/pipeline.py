@@ -10,7 +10,9 @@ signature, then dedup, then policy):
    gains a forger nothing;
 4. PARTIAL agents with a verified lineage and aligned policy_ref go to FALLBACK;
 5. policy: alignment of ``policy_ref`` with the named descriptor, limits, cross-zone
-   authorisation, migration rules, self-widening, then the contract's rules and overrides;
+   authorisation, migration rules, the mutation rule against the direct predecessor this
+   node holds (:mod:`protocols.governance.mutation`), self-widening, then the contract's
+   rules and overrides;
 6. quorum certificate for mutation classes that need one;
 7. the decision: wire verdict and local disposition from :data:`OUTCOMES`.
 
@@ -34,7 +36,7 @@ from protocols.agent.lineage import entry_hash, state_digest
 from protocols.agent.schema import MAX_AGENT_BYTES, Agent, LedgerEvent, LedgerKind, MutationClass
 from protocols.agent.validate import validate_bytes
 from protocols.errors import MeshError
-from protocols.governance import migration, xzone
+from protocols.governance import migration, mutation, xzone
 from protocols.governance.delegation import check_child
 from protocols.governance.execute import already_executed
 from protocols.governance.meta import Action, widening, widening_between
@@ -109,6 +111,9 @@ OUTCOMES: Final[Mapping[str, tuple[WireVerdict, Disposition]]] = MappingProxyTyp
         "cross-zone-unauthorised": (R, D.DROP),
         "migration-depth": (R, D.DROP),
         "delegation-wider": (R, D.DROP),
+        # the successor changed a field its direct predecessor's descriptor does not list, or
+        # widened that descriptor; judged only against the predecessor the head names by hash
+        "mutation-not-permitted": (R, D.DROP),
         "migration-unsealed": (R, D.DROP),
         "quorum-missing": (R, D.DROP),
         "quorum-invalid": (R, D.DROP),
@@ -180,7 +185,8 @@ class AdmitInput:
     """Read-only: how many agents of a host this node holds in quarantine (quota check)."""
     previous: Agent | None = None
     """The state of this agent the node last trusted (from its store), if it has one: a
-    direct successor that widens its own governance fields against it escalates."""
+    direct successor must keep to its descriptor (REJECT ``mutation-not-permitted``), and
+    one that widens its role or policy binding against it escalates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,8 +457,22 @@ def _policy(run: _Run, stage: str) -> None:
     if mig is not None:
         raise _Stop(stage, mig.code, mig.reason)
     target = run.scope = scope_of(desc.zone, agent.lineage.genesis_dah)
+    authorised = inp.view.overrides.find(target, head.epoch, Action.AUTHORISE_WIDENING)
+    if inp.previous is not None and mutation.direct_predecessor(inp.previous, agent):
+        allowed = mutation.Authorised(
+            certified=head.type in QUORUM_CLASSES,
+            zone_entry=_is_zone_entry(agent),
+            widening=authorised is not None,
+        )
+        bad = mutation.violations(inp.previous, agent, allowed)
+        if bad:
+            raise _Stop(
+                stage,
+                "mutation-not-permitted",
+                "the predecessor's mutation descriptor does not permit: " + "; ".join(bad),
+            )
     wide = (*widening(agent, desc.bounds), *_widened_since(inp.previous, agent))
-    if wide and inp.view.overrides.find(target, head.epoch, Action.AUTHORISE_WIDENING) is None:
+    if wide and authorised is None:
         raise _Stop(stage, "self-widening", "descriptor wider than zone bounds: " + ", ".join(wide))
     facts = facts_of(agent)
     verdict = PolicyVerdict.PERMIT

@@ -55,6 +55,8 @@ class Input:
     revocations: list[dict[str, Any]] = field(default_factory=list)
     overrides: list[bytes] = field(default_factory=list)
     peer: World | None = None
+    previous: Agent | None = None
+    """The state of the agent's slope the node holds (its last trusted state), if any."""
 
 
 FLEET = build_world(WorldParams(zone="fleet", hosts=3, validators=5))
@@ -200,6 +202,37 @@ def delegated(seed: int, wider: bool) -> Agent:
     assert parent.lineage is not None
     link = entry_hash(parent.lineage.entries[-1])
     return FLEET.spawn(body, 1, E, rng, link=link, delegation=1)
+
+
+def successor(seed: int, mutable: tuple[str, ...], **change: Any) -> Input:
+    """A STATE_TRANSITION successor judged by a node holding its predecessor."""
+    rng = random.Random(seed)
+    before = FLEET.spawn(FLEET.body(mutable=mutable), 0, E - 1, rng)
+    after = FLEET.step(before, dah.Change(cls=MutationClass.STATE_TRANSITION, **change), E, rng)
+    return Input(env(after), previous=before)
+
+
+def memory_changed(seed: int) -> Input:
+    from protocols.agent.schema import LedgerEvent, LedgerKind
+
+    body = FLEET.body()
+    assert body.memory is not None
+    event = LedgerEvent(epoch=E, kind=LedgerKind.MUTATION_RESULT, data={"set": {"k": "v"}})
+    return successor(seed, ("memory",), memory=replace(body.memory, ledger=(event,)))
+
+
+def intent_changed(seed: int) -> Input:
+    body = FLEET.body()
+    assert body.intent is not None
+    return successor(seed, ("memory",), intent=replace(body.intent, args={"text": "changed"}))
+
+
+def descriptor_widened(seed: int) -> Input:
+    md = FLEET.body().mutation_descriptor
+    assert md is not None
+    return successor(
+        seed, ("memory",), mutation_descriptor=replace(md, mutable=("intent", "memory"))
+    )
 
 
 def revoke(host: int) -> dict[str, Any]:
@@ -460,6 +493,30 @@ CASES = [
         lambda: Input(env(delegated(40, wider=True))),
     ),
     Case(
+        "successor_memory_change_permitted",
+        A,
+        "STORE",
+        "permit",
+        lambda: memory_changed(41),
+        "memory is mutable; the node holds the predecessor",
+    ),
+    Case(
+        "successor_intent_not_mutable",
+        R,
+        "DROP",
+        "mutation-not-permitted",
+        lambda: intent_changed(42),
+        "intent changed although the predecessor's descriptor lists only memory",
+    ),
+    Case(
+        "successor_descriptor_widened",
+        R,
+        "DROP",
+        "mutation-not-permitted",
+        lambda: descriptor_widened(43),
+        "the successor adds intent to its own mutable fields",
+    ),
+    Case(
         "quarantine_quota_full",
         IG,
         "DROP",
@@ -491,6 +548,7 @@ def knowledge(inp: Input) -> dict[str, Any]:
         else [],
         "revocations": [codec.encode(r).hex() for r in inp.revocations],
         "overrides": [o.hex() for o in inp.overrides],
+        **({"previous": encode_agent(inp.previous).hex()} if inp.previous is not None else {}),
     }
 
 

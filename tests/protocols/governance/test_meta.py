@@ -79,10 +79,13 @@ def test_foreign_or_unsigned_overrides_are_ignored_and_recorded() -> None:
     assert table.all() == ()
 
 
-def test_a_successor_widening_its_own_fields_escalates_against_the_trusted_state() -> None:
+def test_a_successor_widening_its_own_fields_against_the_trusted_state() -> None:
+    """Widening the descriptor is refused by the mutation rule (REJECT); a role change the
+    descriptor allows still escalates as self-widening."""
     from protocols.agent.schema import MutationClass
     from protocols.governance.pipeline import AdmitInput, Disposition, admit
     from protocols.identity import dah
+    from protocols.types import WireVerdict
 
     rng = random.Random(5)
     before = W.spawn(W.body(mutable=("memory",)), 0, 9, rng)
@@ -98,9 +101,20 @@ def test_a_successor_widening_its_own_fields_escalates_against_the_trusted_state
     unknown = admit(AdmitInput(W.envelope(after), view, 10, bytes(32)))
     assert unknown.code == "permit"
     known = admit(AdmitInput(W.envelope(after), view, 10, bytes(32), previous=before))
-    assert (known.disposition, known.code) == (Disposition.ESCALATE, "self-widening")
+    assert (known.wire, known.code) == (WireVerdict.REJECT, "mutation-not-permitted")
     assert "mutable" in known.reason
     same = W.step(before, dah.Change(cls=MutationClass.STATE_TRANSITION), 10, rng)
     assert (
         admit(AdmitInput(W.envelope(same), view, 10, bytes(32), previous=before)).code == "permit"
     )
+    roles = W.spawn(W.body(mutable=("context.role", "memory")), 0, 9, rng)
+    assert roles.context is not None
+    promoted = W.step(
+        roles,
+        dah.Change(cls=MutationClass.STATE_TRANSITION, context=replace(roles.context, role="lead")),
+        10,
+        rng,
+    )
+    escalated = admit(AdmitInput(W.envelope(promoted), view, 10, bytes(32), previous=roles))
+    assert (escalated.disposition, escalated.code) == (Disposition.ESCALATE, "self-widening")
+    assert "context.role" in escalated.reason

@@ -10,6 +10,8 @@ import pytest
 
 from protocols import codec
 from protocols.agent import SCHEMA_VERSION
+from protocols.agent.schema import Agent
+from protocols.agent.validate import validate_bytes
 from protocols.governance.pipeline import AdmitInput, admit
 from protocols.governance.signing import TAG_OVERRIDE, Authority, decode_signed
 from protocols.governance.view import ZoneView
@@ -36,6 +38,17 @@ def view_of(k: dict[str, object]) -> ZoneView:
         tree = codec.decode(bytes.fromhex(r), max_bytes=4096)
         view.revoke_host(Revocation(**tree))
     return view
+
+
+def previous_of(k: dict[str, object]) -> Agent | None:
+    """The predecessor state the judging node holds (optional key ``previous``)."""
+    raw = k.get("previous")
+    if raw is None:
+        return None
+    assert isinstance(raw, str)
+    agent = validate_bytes(bytes.fromhex(raw)).agent
+    assert agent is not None
+    return agent
 
 
 class Load:
@@ -71,6 +84,7 @@ def test_vector(path: Path) -> None:
             bytes.fromhex(v["local_host"]),
             via_sync=v["via_sync"],
             quarantine=Load(v["quarantine_load"]),
+            previous=previous_of(v["knowledge"]),
         )
     )
     got = {"wire": d.wire.value, "disposition": d.disposition.value, "code": d.code}

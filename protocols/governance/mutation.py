@@ -8,6 +8,8 @@ may narrow its descriptor on its own word, never widen it, and never rebind its 
 
 The host checks this before signing (``POST /mutate``); admission checks it again so that a
 host that signs a forbidden successor is refused by every node that holds the predecessor.
+The wire verdict is IGNORE, not REJECT: a node that lacks the predecessor (a late joiner)
+cannot judge and forwards the state, and that honest relay must not be penalised for it.
 The pipeline applies the rule only when the node holds the **direct** predecessor: the state
 whose head entry is the one the new head follows (``head.prev``) and whose fields hash to the
 state digest that entry commits to. That state is then named by hash from the successor's

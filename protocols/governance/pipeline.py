@@ -105,15 +105,17 @@ OUTCOMES: Final[Mapping[str, tuple[WireVerdict, Disposition]]] = MappingProxyTyp
         "contract-unknown": (IG, D.DROP),
         "quota-exceeded": (IG, D.DROP),
         "equivocation": (IG, D.ESCALATE),
+        # the successor changed a field its direct predecessor's descriptor does not list, or
+        # widened that descriptor. IGNORE, not REJECT: only a node holding the predecessor can
+        # judge, so an honest relay that lacks it (a late joiner) forwards it and must not be
+        # penalised for that (as with revoked-host); every holder drops it
+        "mutation-not-permitted": (IG, D.DROP),
         # -- the bytes plus the objects the head names by hash: REJECT ----------------------
         "policy-ref-unaligned": (R, D.DROP),
         "limits-exceeded": (R, D.DROP),
         "cross-zone-unauthorised": (R, D.DROP),
         "migration-depth": (R, D.DROP),
         "delegation-wider": (R, D.DROP),
-        # the successor changed a field its direct predecessor's descriptor does not list, or
-        # widened that descriptor; judged only against the predecessor the head names by hash
-        "mutation-not-permitted": (R, D.DROP),
         "migration-unsealed": (R, D.DROP),
         "quorum-missing": (R, D.DROP),
         "quorum-invalid": (R, D.DROP),
@@ -185,7 +187,7 @@ class AdmitInput:
     """Read-only: how many agents of a host this node holds in quarantine (quota check)."""
     previous: Agent | None = None
     """The state of this agent the node last trusted (from its store), if it has one: a
-    direct successor must keep to its descriptor (REJECT ``mutation-not-permitted``), and
+    direct successor must keep to its descriptor (IGNORE ``mutation-not-permitted``), and
     one that widens its role or policy binding against it escalates."""
 
 

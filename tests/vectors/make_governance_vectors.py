@@ -502,7 +502,7 @@ CASES = [
     ),
     Case(
         "successor_intent_not_mutable",
-        R,
+        IG,
         "DROP",
         "mutation-not-permitted",
         lambda: intent_changed(42),
@@ -510,7 +510,7 @@ CASES = [
     ),
     Case(
         "successor_descriptor_widened",
-        R,
+        IG,
         "DROP",
         "mutation-not-permitted",
         lambda: descriptor_widened(43),

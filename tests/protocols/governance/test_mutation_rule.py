@@ -64,8 +64,9 @@ def noted(agent: Agent, text: str, kind: LedgerKind = LedgerKind.EXECUTION) -> A
     return replace(agent, memory=replace(agent.memory, ledger=(*agent.memory.ledger, event)))
 
 
-def test_the_outcome_is_a_reject_that_drops() -> None:
-    assert OUTCOMES[CODE] == (WireVerdict.REJECT, OUTCOMES["policy-deny"][1])
+def test_the_outcome_is_an_ignore_that_drops() -> None:
+    """IGNORE: a relay without the predecessor cannot judge, so it is never penalised."""
+    assert OUTCOMES[CODE] == (WireVerdict.IGNORE, OUTCOMES["policy-deny"][1])
 
 
 def test_a_memory_change_the_descriptor_allows_is_accepted(world: World) -> None:
@@ -80,7 +81,7 @@ def test_an_intent_change_with_only_memory_mutable_is_rejected(world: World) -> 
     assert before.intent is not None
     after = step(world, before, 4, intent=replace(before.intent, args={"text": "other"}))
     d = judge(world, after, before)
-    assert (d.wire, d.code, d.stage) == (WireVerdict.REJECT, CODE, "policy")
+    assert (d.wire, d.code, d.stage) == (WireVerdict.IGNORE, CODE, "policy")
     assert "intent" in d.reason
     assert d.audit.code == CODE
     # a node that never held the predecessor cannot judge the change (the rule is silent)
@@ -99,7 +100,7 @@ def test_a_context_change_outside_the_descriptor_names_the_subfield(world: World
     assert before.context is not None
     after = step(world, before, 8, context=replace(before.context, nest="elsewhere"))
     d = judge(world, after, before)
-    assert (d.wire, d.code) == (WireVerdict.REJECT, CODE)
+    assert (d.wire, d.code) == (WireVerdict.IGNORE, CODE)
     assert "context.nest" in d.reason
 
 
@@ -107,7 +108,7 @@ def test_a_memory_change_with_nothing_mutable_is_rejected(world: World) -> None:
     before = spawn(world, 9, mutable=())
     after = step(world, before, 10, memory=noted(before, "x", LedgerKind.MUTATION_RESULT).memory)
     d = judge(world, after, before)
-    assert (d.wire, d.code) == (WireVerdict.REJECT, CODE)
+    assert (d.wire, d.code) == (WireVerdict.IGNORE, CODE)
     assert "memory" in d.reason
 
 
@@ -117,12 +118,12 @@ def test_widening_the_descriptor_is_rejected(world: World) -> None:
     assert md is not None
     after = step(world, before, 12, mutation_descriptor=replace(md, mutable=("intent", "memory")))
     d = judge(world, after, before)
-    assert (d.wire, d.code) == (WireVerdict.REJECT, CODE)
+    assert (d.wire, d.code) == (WireVerdict.IGNORE, CODE)
     assert "mutation_descriptor.mutable" in d.reason
     raised = replace(md.limits, max_migrations=md.limits.max_migrations + 1)
     after = step(world, before, 13, mutation_descriptor=replace(md, limits=raised))
     d = judge(world, after, before)
-    assert (d.wire, d.code) == (WireVerdict.REJECT, CODE)
+    assert (d.wire, d.code) == (WireVerdict.IGNORE, CODE)
     assert "mutation_descriptor.limits.max_migrations" in d.reason
 
 
@@ -163,7 +164,7 @@ def test_a_stale_predecessor_is_not_compared(world: World) -> None:
 
 def test_a_predecessor_that_is_not_the_committed_state_is_not_compared(world: World) -> None:
     """A held state whose fields do not hash to its head's state digest is not the
-    predecessor the lineage names, so it cannot decide a REJECT."""
+    predecessor the lineage names, so it cannot refuse the successor."""
     before = spawn(world, 21, mutable=("memory",))
     assert before.intent is not None
     after = step(world, before, 22)
@@ -188,7 +189,7 @@ def test_an_execution_entry_may_only_append_execution_events(world: World) -> No
     rewritten = replace(before.memory, ledger=())
     after = step(world, before, 27, cls=MutationClass.EXECUTION, memory=rewritten)
     d = judge(world, after, before)
-    assert (d.wire, d.code) == (WireVerdict.REJECT, CODE)
+    assert (d.wire, d.code) == (WireVerdict.IGNORE, CODE)
     other = noted(before, "grant", LedgerKind.DELEGATION).memory
     after = step(world, before, 28, cls=MutationClass.EXECUTION, memory=other)
     assert judge(world, after, before).code == CODE
@@ -218,7 +219,7 @@ def test_a_quorum_certified_change_may_not_widen_the_descriptor(world: World) ->
     )
     after = world.certified(before, change, E, random.Random(32))
     d = judge(world, after, before)
-    assert (d.wire, d.code) == (WireVerdict.REJECT, CODE)
+    assert (d.wire, d.code) == (WireVerdict.IGNORE, CODE)
     assert "mutation_descriptor.mutable" in d.reason
 
 
@@ -227,7 +228,7 @@ def test_an_uncertified_role_change_is_rejected(world: World) -> None:
     assert before.context is not None
     after = step(world, before, 34, context=replace(before.context, role="claimed"))
     d = judge(world, after, before)
-    assert (d.wire, d.code) == (WireVerdict.REJECT, CODE)
+    assert (d.wire, d.code) == (WireVerdict.IGNORE, CODE)
     assert "context.role" in d.reason
 
 

@@ -5,10 +5,15 @@ in IHAVE), so a node that joins late or was cut off misses descriptors, host rec
 agent states. Sync is a pull, run with every connected peer on each new connection and every
 ``interval_s``:
 
+- ``digests``: one exchange opens every round: the sha256 of our heads list and, per zone,
+  of the peer's zone file as we last pulled it; the peer answers whether its heads are the
+  same and which zone files changed. A converged round is one stream per peer (opening a
+  stream costs a multistream negotiation, the bulk of an idle round's CPU).
 - ``zone``: the peer's whole zone file (descriptors, contracts, policy references, host
   records, revocations, overrides) rebuilt from its store; applied through the node's normal
   control path, which verifies every signature against the zone authority in our config.
-  Later rounds send the sha256 of the file last pulled and get ``same`` while it is unchanged.
+  Asked every round the digest says it changed, not only once per connection, so a lost zone
+  object (a revocation) comes back without a reconnect.
 - ``heads``: we send ``[genesis, depth]`` of the newest state we hold of every agent in the
   zone; the peer answers the newest state of each agent where it holds a deeper one (or one
   we lack), bounded in count and bytes. Each state goes through the node's admission
@@ -170,25 +175,39 @@ class SyncService:
 
     async def _sync_peer(self, peer: ID, zones: list[str]) -> None:
         try:
-            for zone in zones:
+            heads = await self._head_list()
+            changed, heads_same = await self.compare(peer, zones, heads)
+            for zone in changed:
                 await self.pull_zone(peer, zone)
-            await self.pull_heads(peer, zones)
+            if heads_same:
+                self.counters.head_pulls_same += 1
+            else:
+                await self.pull_heads(peer, zones, heads)
         except MeshError as exc:
             self.counters.failures += 1
             if isinstance(exc, ServiceError):
                 self._peers.failed(peer, exc, trio.current_time())
             log.debug("sync failed", extra={"peer": peer.to_base58(), "error": str(exc)})
 
+    async def compare(
+        self, peer: ID, zones: list[str], heads: list[list[Any]]
+    ) -> tuple[list[str], bool]:
+        """One ``digests`` exchange: (zones whose file changed since we last pulled it from
+        this peer, whether the peer holds exactly our heads)."""
+        key = peer.to_bytes()
+        files = [[z, self._zone_seen.get((key, z), b"")] for z in zones]
+        request = {"t": "digests", "zones": zones, "heads": heads_digest(heads), "files": files}
+        answer = await call(self.node.mesh.host, peer, (), PROTOCOL, request, self.params.wire)
+        changed = field_list(answer, "changed", len(zones))
+        if any(z not in zones for z in changed):
+            raise ServiceError(BAD_REQUEST, "a changed zone we did not ask about", path="changed")
+        self.counters.zone_pulls_same += len(zones) - len(changed)
+        return sorted(changed), answer.get("same") is True
+
     async def pull_zone(self, peer: ID, zone: str) -> int:
         """Fetch and apply the peer's zone file; returns the number of new objects."""
         request: dict[str, Any] = {"t": "zone", "zone": zone}
-        seen = self._zone_seen.get((peer.to_bytes(), zone))
-        if seen is not None:
-            request["digest"] = seen
         answer = await call(self.node.mesh.host, peer, (), PROTOCOL, request, self.params.wire)
-        if answer.get("same") is True:
-            self.counters.zone_pulls_same += 1
-            return 0
         bundle = field_bytes(answer, "bundle", cap=MAX_BUNDLE_BYTES)
         self.counters.zone_pulls += 1
         try:
@@ -201,20 +220,11 @@ class SyncService:
         self._zone_seen[(peer.to_bytes(), zone)] = hashlib.sha256(bundle).digest()
         return added
 
-    async def pull_heads(self, peer: ID, zones: list[str]) -> int:
-        """Send our heads, admit the newer states the peer returns; returns how many ACCEPTed.
-
-        First only a digest of our heads: a peer holding the same heads answers ``same`` and
-        the round costs two small messages; otherwise the full list follows.
-        """
-        heads = await self._head_list()
+    async def pull_heads(self, peer: ID, zones: list[str], heads: list[list[Any]]) -> int:
+        """Send our heads, admit the newer states the peer returns; returns how many ACCEPTed
+        (called when the ``digests`` exchange said the peer's heads differ)."""
         host, wire = self.node.mesh.host, self.params.wire
-        request: dict[str, Any] = {"t": "heads", "zones": zones, "digest": heads_digest(heads)}
-        answer = await call(host, peer, (), PROTOCOL, request, wire)
-        if answer.get("same") is True:
-            self.counters.head_pulls_same += 1
-            return 0
-        request = {"t": "heads", "zones": zones, "heads": heads}
+        request: dict[str, Any] = {"t": "heads", "zones": zones, "heads": heads}
         answer = await call(host, peer, (), PROTOCOL, request, wire)
         self.counters.head_pulls += 1
         by_zone: dict[str, list[Queued]] = {}
@@ -304,6 +314,29 @@ class SyncService:
             (tree["revocations"] if row.revoked else tree["host_records"]).append(dec(row.data))
         return ZoneBundle.from_cbor(tree).encode()
 
+    async def _compare_digests(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer ``digests``: are our heads the requester's, and which of our zone files
+        differ from the digests it holds of them."""
+        asked = field_list(request, "zones", 64)
+        if not any(type(z) is str and z in self.node.zones.zones for z in asked):
+            raise ServiceError(NOT_SERVED, "this node has joined none of these zones")
+        changed: list[str] = []
+        for i, item in enumerate(field_list(request, "files", 64)):
+            if (
+                type(item) is not list
+                or len(item) != 2
+                or type(item[0]) is not str
+                or type(item[1]) is not bytes
+                or len(item[1]) not in (0, 32)
+            ):
+                raise ServiceError(BAD_REQUEST, "expected [zone, digest]", path=f"files[{i}]")
+            if item[0] in self.node.zones.zones:
+                _, digest = await self._zone_file(item[0])
+                if item[1] != digest:
+                    changed.append(item[0])
+        heads = field_bytes(request, "heads", 32)
+        return ok(same=heads == heads_digest(await self._head_list()), changed=changed)
+
     async def _zone_file(self, zone: str) -> tuple[bytes, bytes]:
         """Our zone file and its sha256, rebuilt at most once per ``min_gap_s``."""
         now = trio.current_time()
@@ -320,10 +353,10 @@ class SyncService:
             zone = field_text(request, "zone", 64)
             if zone not in self.node.zones.zones:
                 raise ServiceError(NOT_SERVED, f"this node has not joined zone {zone!r}")
-            bundle, digest = await self._zone_file(zone)
-            if "digest" in request and field_bytes(request, "digest", 32) == digest:
-                return ok(same=True)
+            bundle, _ = await self._zone_file(zone)
             return ok(bundle=bundle)
+        if kind == "digests":
+            return await self._compare_digests(request)
         if kind != "heads":
             raise ServiceError(BAD_REQUEST, f"unknown request type {kind!r}", path="t")
         asked = field_list(request, "zones", 64)
@@ -331,8 +364,6 @@ class SyncService:
         if not zones:
             raise ServiceError(NOT_SERVED, "this node has joined none of these zones")
         mine = await self._head_list()
-        if "digest" in request:
-            return ok(same=field_bytes(request, "digest", 32) == heads_digest(mine), states=[])
         theirs: dict[bytes, int] = {}
         for i, item in enumerate(field_list(request, "heads", self.params.max_heads)):
             if (

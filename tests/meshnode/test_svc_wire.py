@@ -76,6 +76,7 @@ async def test_bad_requests_get_typed_errors_and_the_node_keeps_serving(tmp_path
                     (QUORUM, {"t": "vote", "proposal": {"zone": 1}}, "bad-request"),
                     (HANDOFF, {"t": "seal", "agent": b"\x00"}, "bad-request"),
                     (SYNC, {"t": "heads", "zones": ["elsewhere"], "heads": []}, "not-served"),
+                    (SYNC, {"t": "digests", "zones": ["elsewhere"], "files": []}, "not-served"),
                 ):
                     with pytest.raises(ServiceError) as info_exc:
                         await call(client, peer, (), protocol, request, WIRE)

@@ -312,6 +312,7 @@ class Window:
     delivered_all: int
     p99_ms: float
     lag_ms: float  # how far the bench's sends fell behind schedule at worst
+    p50_ms: float = float("inf")
 
     @property
     def ok(self) -> bool:
@@ -322,6 +323,7 @@ class Window:
             "rate": self.rate,
             "sent": self.sent,
             "delivered_to_all": self.delivered_all,
+            "to_all_p50_ms": round(self.p50_ms, 1),
             "to_all_p99_ms": round(self.p99_ms, 1),
             "send_lag_ms": round(self.lag_ms, 1),
             "ok": self.ok,
@@ -413,7 +415,19 @@ def _window(rate: int, sent_at: dict[Any, int], times: list[dict[Any, int]], lag
         if len(got) == len(times):
             to_all.append((max(got) - min(got)) / 1e6)
     p99 = pct(to_all, 0.99) if to_all else float("inf")
-    return Window(rate, len(sent_at), len(to_all), p99, lag)
+    p50 = pct(to_all, 0.5) if to_all else float("inf")
+    return Window(rate, len(sent_at), len(to_all), p99, lag, p50)
+
+
+def sync_totals(nodes: Sequence[Any]) -> dict[str, int]:
+    """Anti-entropy work over all nodes (states sent by sync duplicate gossip's if young)."""
+    keys = ("states_sent", "states_received", "states_accepted", "head_pulls", "zone_pulls")
+    total = dict.fromkeys(keys, 0)
+    for n in nodes:
+        counts = n.call("GET", "/sync/status")["counters"]
+        for k in keys:
+            total[k] += int(counts.get(k, 0))
+    return total
 
 
 def progress(text: str) -> None:
@@ -563,6 +577,7 @@ def main() -> None:
             plain, plain_trials = search(lambda r: rate_plain(nodes, r, seconds, rng))
             progress("zone rates")
             zone, zone_trials = search(lambda r: rate_zone(nodes, r, seconds, rng))
+            result["zone_sync"] = sync_totals(nodes)
         finally:
             for n in nodes:
                 n.stop()

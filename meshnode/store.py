@@ -454,6 +454,14 @@ class Store:
         ).fetchone()
         return AgentRow(*row) if row else None
 
+    def accepted_at_ns(self, subject: bytes) -> int:
+        """Wall-clock ns of this node's first ACCEPT of ``subject`` (0 if none or unrecorded)."""
+        row = self._conn.execute(
+            "SELECT min(at_ns) FROM decisions WHERE subject = ? AND verdict = 'ACCEPT'",
+            (subject,),
+        ).fetchone()
+        return int(row[0] or 0)
+
     def trusted_heads(self) -> list[tuple[bytes, bytes, int]]:
         """(genesis, head entry hash, depth) of the deepest stored entry of every slope."""
         rows = self._conn.execute(

@@ -110,3 +110,15 @@ def test_version_3_file_with_duplicate_messages_keeps_the_first(tmp_path: Path) 
     conn.close()
     store = Store.open(path)
     assert [(m.seq, m.data) for m in store.messages("t")] == [(1, b"one"), (2, b"two")]
+
+
+def test_accepted_at_is_the_first_accept(tmp_path: Path) -> None:
+    """Sync offers only states accepted a while ago: the age comes from the first ACCEPT."""
+    store = Store.open(tmp_path / "s.sqlite3")
+    assert store.accepted_at_ns(b"c") == 0
+    store.commit_admissions([AdmissionWrite(DecisionRow(1, "z", b"c", "REJECT", "DROP", "x", 5))])
+    assert store.accepted_at_ns(b"c") == 0
+    for at in (30, 20):
+        decision = DecisionRow(1, "z", b"c", "ACCEPT", "STORE", "permit", at_ns=at)
+        store.commit_admissions([AdmissionWrite(decision)])
+    assert store.accepted_at_ns(b"c") == 20

@@ -76,7 +76,7 @@ def test_a_memory_change_the_descriptor_allows_is_accepted(world: World) -> None
     assert (d.wire, d.code) == (WireVerdict.ACCEPT, "permit"), d.reason
 
 
-def test_an_intent_change_with_only_memory_mutable_is_rejected(world: World) -> None:
+def test_an_intent_change_with_only_memory_mutable_is_refused(world: World) -> None:
     before = spawn(world, 3, mutable=("memory",))
     assert before.intent is not None
     after = step(world, before, 4, intent=replace(before.intent, args={"text": "other"}))
@@ -104,7 +104,7 @@ def test_a_context_change_outside_the_descriptor_names_the_subfield(world: World
     assert "context.nest" in d.reason
 
 
-def test_a_memory_change_with_nothing_mutable_is_rejected(world: World) -> None:
+def test_a_memory_change_with_nothing_mutable_is_refused(world: World) -> None:
     before = spawn(world, 9, mutable=())
     after = step(world, before, 10, memory=noted(before, "x", LedgerKind.MUTATION_RESULT).memory)
     d = judge(world, after, before)
@@ -112,7 +112,7 @@ def test_a_memory_change_with_nothing_mutable_is_rejected(world: World) -> None:
     assert "memory" in d.reason
 
 
-def test_widening_the_descriptor_is_rejected(world: World) -> None:
+def test_widening_the_descriptor_is_refused(world: World) -> None:
     before = spawn(world, 11, mutable=("memory",))
     md = before.mutation_descriptor
     assert md is not None
@@ -223,7 +223,7 @@ def test_a_quorum_certified_change_may_not_widen_the_descriptor(world: World) ->
     assert "mutation_descriptor.mutable" in d.reason
 
 
-def test_an_uncertified_role_change_is_rejected(world: World) -> None:
+def test_an_uncertified_role_change_is_refused(world: World) -> None:
     before = spawn(world, 33, mutable=("memory",))
     assert before.context is not None
     after = step(world, before, 34, context=replace(before.context, role="claimed"))

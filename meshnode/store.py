@@ -752,6 +752,32 @@ class Store:
         ).fetchone()
         return bytes(row[0]) if row else None
 
+    def take_slope_secret(
+        self, commitment: bytes, genesis: bytes, content_id: bytes
+    ) -> tuple[bytes, int] | None:
+        """Remove and return ``(secret, created_epoch)`` of ``commitment`` if ``content_id``
+        is still the newest stored state of ``genesis``; else None and nothing changes.
+
+        Why one transaction: a seal must not spend a secret the executor or a mutation
+        spent meanwhile (that makes two successors of one head, a fork), and after the seal
+        neither may use it (they run on the store thread too, so whichever comes first wins).
+        """
+        with self._tx() as c:
+            latest = c.execute(
+                "SELECT content_id FROM agents WHERE genesis = ? ORDER BY depth DESC LIMIT 1",
+                (genesis,),
+            ).fetchone()
+            if latest is None or bytes(latest[0]) != content_id:
+                return None
+            row = c.execute(
+                "SELECT secret, created_epoch FROM slope_secrets WHERE commitment = ?",
+                (commitment,),
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute("DELETE FROM slope_secrets WHERE commitment = ?", (commitment,))
+            return bytes(row[0]), int(row[1])
+
     def drop_slope_secret(self, commitment: bytes) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM slope_secrets WHERE commitment = ?", (commitment,))

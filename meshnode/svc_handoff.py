@@ -345,17 +345,38 @@ class HandoffService:
         if handoff.next_signer != to:
             raise ServiceError(REFUSED, "the commitment came from another host key")
         async with self._lock:
-            step = mutate(
-                agent,
-                Change(cls=MutationClass.MIGRATION, handoff=handoff),
-                host,
-                HostSecrets(MappingProxyType({head.commit: secret})),
-                max(current_epoch(), head.epoch),
-                random.SystemRandom(),
+            # Claim the secret only now, atomically with a check that the state we seal is
+            # still the newest: the executor or a mutation may have extended the slope while
+            # the commitment was fetched, and sealing the old head then would fork it.
+            taken = await node.db(
+                node.store.take_slope_secret, head.commit, genesis, row.content_id
             )
-            sealed = encode_agent(step.agent)
-            seal = await self._publish(zone, sealed)
-            await node.db(node.store.drop_slope_secret, head.commit)  # spent: no second branch
+            if taken is None:
+                raise ApiError(
+                    409, "the agent changed during the handoff (a newer state was made); not sealed"
+                )
+            sealed = b""
+            try:
+                step = mutate(
+                    agent,
+                    Change(cls=MutationClass.MIGRATION, handoff=handoff),
+                    host,
+                    HostSecrets(MappingProxyType({head.commit: taken[0]})),
+                    max(current_epoch(), head.epoch),
+                    random.SystemRandom(),
+                )
+                sealed = encode_agent(step.agent)
+                seal = await self._publish(zone, sealed)
+            except BaseException:
+                # not sealed here: the secret is this host's again (nothing else could spend
+                # it); a seal that was stored before the failure keeps it spent
+                with trio.CancelScope(shield=True):
+                    cid = hashlib.sha256(sealed).digest()
+                    if not sealed or not await node.db(node.store.has_agent, cid):
+                        await node.db(
+                            node.store.put_slope_secret, head.commit, genesis, taken[1], taken[0]
+                        )
+                raise
         self.counters.seals_made += 1
         answer = await call(
             node.mesh.host, peer, addrs, PROTOCOL, {"t": "seal", "agent": sealed}, wire

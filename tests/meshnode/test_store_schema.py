@@ -122,3 +122,24 @@ def test_accepted_at_is_the_first_accept(tmp_path: Path) -> None:
         decision = DecisionRow(1, "z", b"c", "ACCEPT", "STORE", "permit", at_ns=at)
         store.commit_admissions([AdmissionWrite(decision)])
     assert store.accepted_at_ns(b"c") == 20
+
+
+def test_a_seal_takes_the_secret_only_from_the_newest_state(tmp_path: Path) -> None:
+    """take_slope_secret: one claim, and none once a newer state of the slope exists."""
+    store = Store.open(tmp_path / "s.sqlite3")
+
+    def state(cid: bytes, depth: int) -> AdmissionWrite:
+        decision = DecisionRow(1, "z", cid, "ACCEPT", "EXECUTE", "permit")
+        return AdmissionWrite(
+            decision, agent=AgentRow(cid, "z", b"g", cid, "EXECUTE", 1, b"", depth)
+        )
+
+    store.commit_admissions([state(b"s1", 1)])
+    store.put_slope_secret(b"k1", b"g", 4, b"secret-1")
+    store.commit_admissions([state(b"s2", 2)])  # the executor extended the slope meanwhile
+    assert store.take_slope_secret(b"k1", b"g", b"s1") is None
+    assert store.slope_secret(b"k1") == b"secret-1"  # nothing changed
+    store.put_slope_secret(b"k2", b"g", 5, b"secret-2")
+    assert store.take_slope_secret(b"k2", b"g", b"s2") == (b"secret-2", 5)
+    assert store.slope_secret(b"k2") is None
+    assert store.take_slope_secret(b"k2", b"g", b"s2") is None  # spent: no second seal

@@ -628,6 +628,13 @@ class Store:
                 ),
             )
 
+    def host_record_zone(self, content_id: bytes) -> str | None:
+        """The zone of the host-record row keyed ``content_id``, if there is one."""
+        row = self._conn.execute(
+            "SELECT zone FROM host_records WHERE content_id = ?", (content_id,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def host_records(self, zone: str) -> list[HostRecordRow]:
         rows = self._conn.execute(
             "SELECT * FROM host_records WHERE zone = ? ORDER BY valid_from_epoch, content_id",

@@ -292,6 +292,19 @@ def record_key(record: HostRecord, zone: str) -> bytes:
     return hashlib.sha256(b"meshnode/host-record/" + zone.encode() + b"\0" + record.name).digest()
 
 
+def revocation_key(store: Store, data: bytes, zone: str) -> bytes:
+    """The store row key of a revocation held for ``zone``: its hash where that row is free
+    or already this zone's (as always), a name derived with the zone where another zone
+    holds it. A revocation names no zone, so zones sharing an authority take the same bytes;
+    one key for all made the last zone's row replace the others', and after a restart the
+    revoked host was admitted again there."""
+    key = hashlib.sha256(data).digest()
+    held = store.host_record_zone(key)
+    if held is None or held == zone:
+        return key
+    return hashlib.sha256(b"meshnode/revocation/" + zone.encode() + b"\0" + data).digest()
+
+
 def host_identity(store: Store, epoch: int) -> LocalHost:
     """The node's host identity from its store, created (and persisted) when absent."""
     ident = store.host_identity()
@@ -503,7 +516,7 @@ class Zones:
                 data = codec.encode(rev.to_cbor())
                 s.put_host_record(
                     HostRecordRow(
-                        hashlib.sha256(data).digest(), z.id, rev.host_key, rev.epoch, True, data
+                        revocation_key(s, data, z.id), z.id, rev.host_key, rev.epoch, True, data
                     )
                 )
                 new["revocations"] += 1

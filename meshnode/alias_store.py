@@ -5,6 +5,11 @@ node store's schema is versioned by its own append-only migrations, owned with t
 the node; the anchor role is optional and its table can evolve on its own version number.
 Same durability rules (WAL, ``synchronous=FULL``): a registration is acknowledged only after
 its row is committed. Calls are synchronous; the service runs them in a worker thread.
+
+Schema 2 adds each registration's ``sig`` and ``proof`` (canonical CBOR of its lineage
+entries), which the anchor needs to check later registrations of the same UID. Schema-1 rows
+carry neither and cannot be verified, so opening a schema-1 file drops them: registrants
+re-register (``meshnode alias register``) with a signed, proven registration.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import json
 import sqlite3
 from pathlib import Path
 
+from protocols import codec
+from protocols.agent.validate import entry_from_cbor
 from protocols.errors import MeshError
 from protocols.index.resolve import Registration
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_ROWS = 200_000
+MAX_PROOF_BYTES = 1 << 20
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS registrations (
     alias TEXT NOT NULL,
@@ -25,6 +33,8 @@ CREATE TABLE IF NOT EXISTS registrations (
     head  BLOB NOT NULL,
     depth INTEGER NOT NULL,
     scope TEXT NOT NULL,
+    sig   BLOB NOT NULL,
+    proof BLOB NOT NULL,
     PRIMARY KEY (alias, uid)
 ) WITHOUT ROWID;
 """
@@ -50,6 +60,8 @@ class AliasStore:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
                 raise AliasStoreError(f"{path} has alias schema {version}, newer than ours")
+            if version == 1:  # unsigned, unproven rows: dropped (module doc)
+                conn.execute("DROP TABLE IF EXISTS registrations")
             conn.executescript(SCHEMA)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -70,18 +82,40 @@ class AliasStore:
         if row is None and self.count() >= MAX_ROWS:
             raise AliasStoreError(f"alias store holds {MAX_ROWS} registrations; refusing more")
         self._conn.execute(
-            "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?)",
-            (reg.alias, reg.uid, reg.head, reg.depth, json.dumps(list(reg.scope))),
+            "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?)",
+            (
+                reg.alias,
+                reg.uid,
+                reg.head,
+                reg.depth,
+                json.dumps(list(reg.scope)),
+                reg.sig,
+                codec.encode([e.to_cbor() for e in reg.proof]),
+            ),
         )
 
     def all(self) -> list[Registration]:
+        """Every row, oldest head first per UID (so a reload keeps the deepest)."""
         rows = self._conn.execute(
-            "SELECT alias, uid, head, depth, scope FROM registrations ORDER BY alias, uid"
+            "SELECT alias, uid, head, depth, scope, sig, proof FROM registrations"
+            " ORDER BY uid, depth, alias"
         ).fetchall()
-        return [
-            Registration(bytes(r[1]), str(r[0]), bytes(r[2]), int(r[3]), tuple(json.loads(r[4])))
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            try:
+                items = codec.decode(bytes(r[6]), max_bytes=MAX_PROOF_BYTES)
+                if not isinstance(items, list):
+                    raise AliasStoreError("a stored proof is not a list")
+                proof = tuple(entry_from_cbor(e) for e in items)
+            except MeshError:
+                continue  # a damaged row is skipped, never served
+            scope = tuple(json.loads(r[4]))
+            out.append(
+                Registration(
+                    bytes(r[1]), str(r[0]), bytes(r[2]), int(r[3]), scope, proof, bytes(r[5])
+                )
+            )
+        return out
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM registrations").fetchone()[0])

@@ -1,7 +1,7 @@
 """Alias commands: ``meshnode alias register UID ALIAS`` and ``meshnode resolve ALIAS``.
 
 Both talk to a running node's control API (``--api HOST:PORT``), which drives the
-``/meshnode/alias/1.0.0`` service. ``resolve`` exits 0 when the alias is found, 1 when it is
+``/meshnode/alias/1.1.0`` service. ``resolve`` exits 0 when the alias is found, 1 when it is
 not found or refused, 2 on usage errors, so scripts can branch on it.
 """
 
@@ -41,8 +41,10 @@ def alias_group() -> None:
 @click.argument("alias")
 @_api_option
 @click.option("--scope", "scopes", multiple=True, help="Zone allowed to resolve it (repeat).")
-@click.option("--head", default=None, help="Head DAH (hex) if the node does not hold the agent.")
-@click.option("--depth", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--head", default=None, help="Expected head DAH (hex): refused if the node's copy differs."
+)
+@click.option("--depth", default=None, type=click.IntRange(min=0), help="Expected head depth.")
 @_json_option
 def alias_register(
     uid: str,
@@ -50,16 +52,18 @@ def alias_register(
     api: str,
     scopes: tuple[str, ...],
     head: str | None,
-    depth: int,
+    depth: int | None,
     as_json: bool,
 ) -> None:
     """Bind ALIAS to agent UID (its genesis DAH, hex) at the anchors of their bands.
 
-    The node looks up the agent's current lineage head in its store unless --head is given.
+    The node must hold the agent and be its current host: it signs the registration with
+    its host key and sends the agent's lineage as proof; anchors refuse anything else.
     """
     body: dict[str, Any] = {"uid": _hex32(uid, "UID"), "alias": alias, "scope": list(scopes)}
     if head is not None:
         body["head"] = _hex32(head, "--head")
+    if depth is not None:
         body["depth"] = depth
     result = _call(api, "POST", "/alias/register", json.dumps(body).encode())
     if as_json:

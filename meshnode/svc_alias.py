@@ -1,4 +1,4 @@
-"""``/meshnode/alias/1.0.0``: the slope-band alias index on real hosts (SPEC 2.17, DESIGN 6).
+"""``/meshnode/alias/1.1.0``: the slope-band alias index on real hosts (SPEC 2.17, DESIGN 6).
 
 Drives the sans-I/O objects of ``protocols.index`` over libp2p streams:
 
@@ -14,6 +14,13 @@ Drives the sans-I/O objects of ``protocols.index`` over libp2p streams:
   and ``query`` requests. A requester's zone counts only when the requester proves it with a
   trusted host record bound to its (Noise-authenticated) peer id; otherwise it is anonymous
   and scoped registrations are REFUSED to it.
+- **Registrations are bound to their slope** (:mod:`protocols.index.binding`): each carries
+  the lineage entries ending at its head and the head signer's signature; an anchor checks
+  them against the host records it trusts before anything is written, and answers a refusal
+  with ``refused`` and the binding reason (``not-descendant``, ``bad-signature``,
+  ``alias-bound``, ...). A node registers only agents whose head it signed itself. The
+  protocol id moved from 1.0.0 to 1.1.0 with this incompatible change (see
+  :mod:`protocols.index.wire`).
 - **Resolution** runs a :class:`Resolver`: queries the band group (fanout first), then the
   rest, then adjacent bands; read-repairs stale anchors in the background.
 """
@@ -55,10 +62,12 @@ from meshnode.svc_wire import (
 )
 from protocols import codec
 from protocols.agent import validate_bytes
+from protocols.agent.schema import Lineage
 from protocols.errors import MeshError
-from protocols.identity.host import HostRecord, record_from_cbor
+from protocols.identity.host import HostRecord, VerifiedSignatures, record_from_cbor
 from protocols.index.anchors import AnchorDirectory, sign_anchor_record
 from protocols.index.band import IndexParams
+from protocols.index.binding import RegistrationRefused, proof_of, signed
 from protocols.index.resolve import (
     AliasPolicy,
     AnchorStore,
@@ -91,7 +100,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROTOCOL: Final = "/meshnode/alias/1.0.0"
+PROTOCOL: Final = "/meshnode/alias/1.1.0"
 MAX_ROUNDS: Final = 32
 
 
@@ -118,6 +127,7 @@ class AliasCounters:
     announcements_heard: int = 0
     announcements_refused: int = 0
     registrations_stored: int = 0
+    registrations_refused: int = 0
     queries_answered: int = 0
     lookups: int = 0
     repairs_sent: int = 0
@@ -127,6 +137,24 @@ class AliasCounters:
 class Contact:
     peer: ID
     addrs: tuple[str, ...]
+
+
+class TrustedHosts:
+    """The node's trusted host records as a :class:`~protocols.identity.host.HostDirectory`
+    (what the binding checks of a registration's proof look hosts up in)."""
+
+    def __init__(self, trust: HostTrust) -> None:
+        self.trust = trust
+
+    def by_key(self, key: bytes) -> HostRecord | None:
+        records = self.trust.by_key(key)
+        return records[0] if records else None
+
+    def by_name(self, name: bytes) -> HostRecord | None:
+        return next((r for r in self.trust.records if r.name == name), None)
+
+    def is_revoked(self, key: bytes) -> bool:
+        return key in self.trust.revoked
 
 
 class _Wake(ConnectionNotifee):
@@ -162,6 +190,8 @@ class AliasService:
         self._last_reload = -math.inf
         self._peers = PeerFilter(PROTOCOL)
         self._file_limiter = trio.CapacityLimiter(1)  # one thread at a time on alias.sqlite3
+        self._register_lock = trio.Lock()  # check, commit and apply one registration at a time
+        self._verified = VerifiedSignatures(4096)
 
     # -- NodeService -----------------------------------------------------------------------
 
@@ -219,7 +249,7 @@ class AliasService:
         regs = await trio.to_thread.run_sync(persist.all, limiter=self._file_limiter)
         store = AnchorStore(key)
         for reg in regs:
-            store.register(reg)
+            store.restore(reg)  # checked before it was committed
         self._persist, self.anchor = persist, store
         log.info("alias anchor role taken", extra={"registrations": len(regs)})
 
@@ -374,15 +404,23 @@ class AliasService:
         return tuple(sorted(zones))
 
     async def _store(self, reg: Registration) -> bool:
+        """Check the registration's binding, commit it, then hold it; refusals store nothing."""
         if self.anchor is None or self._persist is None:
             raise ServiceError(NOT_SERVED, "this node is not an anchor")
-        persist = self._persist
-        try:
-            # durable before acknowledged
-            await trio.to_thread.run_sync(persist.put, reg, limiter=self._file_limiter)
-        except AliasStoreError as exc:
-            raise ServiceError(REFUSED, exc.message) from exc
-        changed = self.anchor.register(reg)
+        anchor, persist = self.anchor, self._persist
+        async with self._register_lock:
+            try:
+                anchor.check(reg, TrustedHosts(self.trust), current_epoch(), self._verified)
+            except RegistrationRefused as exc:
+                self.counters.registrations_refused += 1
+                log.info("registration refused", extra={"error": exc.describe()})
+                raise ServiceError(REFUSED, exc.message, path=exc.where) from exc
+            try:
+                # durable before acknowledged
+                await trio.to_thread.run_sync(persist.put, reg, limiter=self._file_limiter)
+            except AliasStoreError as exc:
+                raise ServiceError(REFUSED, exc.message) from exc
+            changed = anchor.restore(reg)
         self.counters.registrations_stored += int(changed)
         return changed
 
@@ -542,14 +580,21 @@ class AliasService:
             scope = body.get("scope", [])
             if not isinstance(scope, list) or not all(isinstance(z, str) and z for z in scope):
                 raise ApiError(400, "'scope' must be a list of zone ids")
-            if body.get("head") is not None:
-                head = hex32_field(body.get("head"), "head")
-                depth = body.get("depth", 0)
-                if type(depth) is not int or depth < 0:
-                    raise ApiError(400, "'depth' must be a non-negative integer")
-            else:
-                head, depth = await self._local_head(uid)
-            reg = Registration(uid, alias, head, depth, tuple(sorted(set(scope))))
+            line = await self._local_lineage(uid)
+            head_entry = line.entries[-1]
+            head, depth = head_entry.dah, head_entry.totals.depth
+            if body.get("head") is not None and hex32_field(body.get("head"), "head") != head:
+                raise ApiError(409, "'head' is not the head of the agent in this node's store")
+            if body.get("depth") is not None and body.get("depth") != depth:
+                raise ApiError(409, "'depth' is not the depth of the agent's head")
+            signer = self.signer
+            if signer is None or bytes(signer.verify_key) != head_entry.host:
+                raise ApiError(
+                    409, "this node did not sign the agent's head: its current host registers it"
+                )
+            unsigned = Registration(uid, alias, head, depth, tuple(sorted(set(scope))))
+            proof = proof_of(line.entries, line.pruned)
+            reg = signed(unsigned, proof, lambda msg: signer.sign(msg).signature)
         except MeshError as exc:
             raise ApiError(400, exc.describe()) from exc
         if not self.directory.live(current_epoch()):
@@ -570,8 +615,8 @@ class AliasService:
             }
         )
 
-    async def _local_head(self, uid: bytes) -> tuple[bytes, int]:
-        """Head DAH and lineage depth of the newest state of agent ``uid`` in our store."""
+    async def _local_lineage(self, uid: bytes) -> Lineage:
+        """Lineage of the newest state of agent ``uid`` in our store (head last)."""
         rows = await self.node.db(self.node.store.agents_by_genesis, uid)
         if not rows:
             raise ApiError(404, f"no agent with genesis {uid.hex()} in this node's store")
@@ -579,8 +624,7 @@ class AliasService:
         check = validate_bytes(row.data)
         if check.agent is None or check.agent.lineage is None:
             raise ApiError(409, "the stored agent has no readable lineage")
-        head = check.agent.lineage.entries[-1]
-        return head.dah, head.totals.depth
+        return check.agent.lineage
 
     async def _api_resolve(self, request: Request) -> Response:
         alias = request.param("alias")

@@ -3,7 +3,13 @@ driven message by message with per-message counting.
 
 Direct streams (DESIGN 8) are one hop each whatever the path, so a lookup's hops are its
 request rounds. A dead anchor never replies; the resolver's round times out. Used by the index
-tests and by bench/index.py; the real node drives the same objects over /meshnode/alias/1.0.0.
+tests and by bench/index.py; the real node drives the same objects over /meshnode/alias/1.1.0.
+
+Registrations go through the same binding checks as on a real anchor
+(:mod:`protocols.index.binding`): the net admits a pool of simulated hosts under one
+authority, :meth:`IndexNet.new_agent` makes a real genesis entry signed by one of them and
+:meth:`IndexNet.registration` a registration signed by the agent's current host. A refused
+registration is counted (``stats.refused``, by reason) and not stored.
 """
 
 from __future__ import annotations
@@ -13,8 +19,21 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from protocols.agent.build import AgentSpec, new_agent
+from protocols.agent.schema import Agent, MutationClass
+from protocols.identity import dah
+from protocols.identity.host import (
+    HostGrant,
+    LocalHost,
+    MemoryHostDirectory,
+    VerifiedSignatures,
+    new_host,
+    sign_record,
+)
+from protocols.identity.host_secrets import HostSecrets
 from protocols.index.anchors import AnchorDirectory, sign_anchor_record, signing_key_from_seed
 from protocols.index.band import BandTable, IndexParams
+from protocols.index.binding import RegistrationRefused, proof_of, signed
 from protocols.index.resolve import (
     AliasPolicy,
     AnchorStore,
@@ -42,6 +61,11 @@ class IndexNetStats:
     register_messages: int = 0
     lookup_messages: int = 0
     repairs: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    """Registrations (or repairs) an anchor refused, by binding reason."""
+
+
+SIM_ZONE = "sim"
 
 
 @dataclass
@@ -52,6 +76,8 @@ class IndexNet:
     anchor_count: int
     seed: int = 1
     epoch: int = 0
+    host_count: int = 8
+    """Admitted (non-anchor) hosts that make agents and sign registrations."""
     stores: dict[bytes, AnchorStore] = field(default_factory=dict)
     dead: set[bytes] = field(default_factory=set)
     stats: IndexNetStats = field(default_factory=IndexNetStats)
@@ -67,6 +93,67 @@ class IndexNet:
         for anchor in self.anchor_keys:
             self.stores[anchor] = AnchorStore(anchor)
         self._next_query = 0
+        authority = signing_key_from_seed(
+            hashlib.sha256(f"{self.seed}/authority".encode()).digest()
+        )
+        self.hosts = MemoryHostDirectory([bytes(authority.verify_key)])
+        self.rng = random.Random(f"{self.seed}/hosts")
+        self.local_hosts: list[LocalHost] = []
+        for _ in range(self.host_count):
+            host = new_host(self.rng, self.epoch)
+            record = sign_record(
+                host.key, host.ddh.genesis, HostGrant(zones=(SIM_ZONE,)), authority
+            )
+            self.hosts.admit(record)
+            self.local_hosts.append(host.with_record(record.name))
+        self.secrets = {h.key: HostSecrets() for h in self.local_hosts}
+        self.verified: dict[bytes, VerifiedSignatures] = {}
+        """Each anchor's own cache of verified signatures (a real anchor keeps one too)."""
+
+    def new_agent(self, host: int = 0) -> Agent:
+        """A fresh agent whose genesis entry ``local_hosts[host]`` signs."""
+        maker = self.local_hosts[host]
+        spec = AgentSpec(verb="note", zone=SIM_ZONE, epoch=self.epoch)
+        made = new_agent(spec, maker, self.secrets[maker.key], self.rng)
+        self.secrets[maker.key] = made.secrets
+        return made.agent
+
+    def host_of(self, key: bytes) -> LocalHost:
+        return next(h for h in self.local_hosts if h.key == key)
+
+    def step(
+        self,
+        agent: Agent,
+        cls: MutationClass = MutationClass.STATE_TRANSITION,
+        handoff: dah.Handoff | None = None,
+    ) -> Agent:
+        """One honest step of ``agent``, signed by the next signer its head names."""
+        assert agent.lineage is not None
+        host = self.host_of(agent.lineage.entries[-1].next_signer)
+        change = dah.Change(cls, handoff=handoff)
+        made = dah.mutate(agent, change, host, self.secrets[host.key], self.epoch, self.rng)
+        self.secrets[host.key] = made.secrets
+        return made.agent
+
+    def migrate(self, agent: Agent, to: int) -> Agent:
+        """Hand ``agent`` to ``local_hosts[to]``: the old host's seal, the new host's step."""
+        new = self.local_hosts[to]
+        handoff, self.secrets[new.key] = dah.arrival(new, self.secrets[new.key], self.rng)
+        sealed = self.step(agent, MutationClass.MIGRATION, handoff)
+        return self.step(sealed)
+
+    def registration(
+        self, agent: Agent, alias: str, scope: tuple[str, ...] = (), *, by: LocalHost | None = None
+    ) -> Registration:
+        """``alias`` for ``agent``'s current head, signed by its head signer (or ``by``)."""
+        line = agent.lineage
+        assert line is not None
+        head = line.entries[-1]
+        signer = by or self.host_of(head.host)
+        reg = Registration(
+            line.genesis_dah, alias, head.dah, head.totals.depth, tuple(sorted(set(scope)))
+        )
+        return signed(reg, proof_of(line.entries, line.pruned), signer.sign)
 
     @property
     def table(self) -> BandTable:
@@ -80,10 +167,19 @@ class IndexNet:
         self.stats.register_messages += len(sends)
         return len(sends)
 
-    def _deliver_register(self, send: SendRegister) -> None:
+    def _deliver_register(self, send: SendRegister) -> bool:
+        """Deliver one registration; False when the anchor is dead or refused it."""
         self.stats.messages += 1
-        if send.anchor not in self.dead:
-            self.stores[send.anchor].register(send.registration)
+        if send.anchor in self.dead:
+            return False
+        verified = self.verified.setdefault(send.anchor, VerifiedSignatures(4096))
+        try:
+            self.stores[send.anchor].register(send.registration, self.hosts, self.epoch, verified)
+        except RegistrationRefused as exc:
+            key = exc.reason.value
+            self.stats.refused[key] = self.stats.refused.get(key, 0) + 1
+            return False
+        return True
 
     def lookup(
         self,

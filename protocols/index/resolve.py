@@ -21,6 +21,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from protocols.agent.schema import LineageEntry
+from protocols.identity.host import HostDirectory, VerifiedSignatures
 from protocols.index.band import (
     BandTable,
     IndexParams,
@@ -29,6 +31,10 @@ from protocols.index.band import (
     band_of,
     uid_name,
 )
+from protocols.index.binding import check_binding
+
+PROOF_ENTRY_BYTES = 640
+"""Approximate bytes of one lineage entry held in a proof (its CBOR is about 630)."""
 
 
 class Outcome(enum.Enum):
@@ -48,6 +54,10 @@ class Registration:
     """Lineage depth of ``head``: a deeper head is newer (slopes only grow)."""
     scope: tuple[str, ...] = ()
     """Zones whose members may resolve it; empty means any zone."""
+    proof: tuple[LineageEntry, ...] = ()
+    """Lineage entries ending at ``head`` that tie it to the UID's slope (see binding)."""
+    sig: bytes = b""
+    """The head signer's signature over the other fields but ``proof`` (see binding)."""
 
     def fresher_than(self, other: Registration) -> bool:
         return (self.depth, self.head) > (other.depth, other.head)
@@ -143,11 +153,41 @@ class AnchorStore:
         self.by_alias: dict[str, Registration] = {}
         self.by_uid: dict[bytes, Registration] = {}
 
-    def register(self, reg: Registration) -> bool:
-        """Keep ``reg`` if it is new or fresher; return whether anything changed."""
+    def register(
+        self,
+        reg: Registration,
+        hosts: HostDirectory,
+        epoch: int,
+        verified: VerifiedSignatures | None = None,
+    ) -> bool:
+        """Verify ``reg`` (:func:`~protocols.index.binding.check_binding`), then keep it if it
+        is new or fresher; return whether anything changed. A refused registration raises
+        :class:`~protocols.index.binding.RegistrationRefused` and changes nothing."""
+        self.check(reg, hosts, epoch, verified)
+        return self.restore(reg)
+
+    def check(
+        self,
+        reg: Registration,
+        hosts: HostDirectory,
+        epoch: int,
+        verified: VerifiedSignatures | None = None,
+    ) -> None:
+        """Raise RegistrationRefused unless ``reg`` may be stored here (stores nothing)."""
+        check_binding(
+            reg,
+            bound=self.by_alias.get(reg.alias),
+            known=self.by_uid.get(reg.uid),
+            hosts=hosts,
+            epoch=epoch,
+            verified=verified,
+        )
+
+    def restore(self, reg: Registration) -> bool:
+        """Keep an already verified ``reg`` (e.g. reloaded from this anchor's own file)."""
         changed = False
         old = self.by_alias.get(reg.alias)
-        if old is None or reg.fresher_than(old):
+        if old is None or (old.uid == reg.uid and reg.fresher_than(old)):
             self.by_alias[reg.alias] = reg
             changed = True
         old = self.by_uid.get(reg.uid)
@@ -175,8 +215,9 @@ class AnchorStore:
 
     def state_bytes(self) -> int:
         """Approximate bytes of registration state held (for the per-node state figure)."""
-        per = 32 + 32 + 8 + 48  # uid, head, depth, alias/scope/overhead
-        return per * (len(self.by_alias) + len(self.by_uid))
+        per = 32 + 32 + 8 + 48 + 64  # uid, head, depth, alias/scope/overhead, signature
+        regs = (*self.by_alias.values(), *self.by_uid.values())
+        return sum(per + PROOF_ENTRY_BYTES * len(r.proof) for r in regs)
 
 
 @dataclass(slots=True)

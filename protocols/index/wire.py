@@ -1,4 +1,10 @@
-"""Wire forms of the index objects and the anchor announcement (``/meshnode/alias/1.0.0``).
+"""Wire forms of the index objects and the anchor announcement (``/meshnode/alias/1.1.0``).
+
+1.1.0 (from 1.0.0): a registration carries ``proof`` (lineage entries ending at its head)
+and ``sig`` (the head signer's signature), see :mod:`protocols.index.binding`. The change is
+incompatible on purpose: a 1.0.0 registration cannot be verified, so 1.1.0 anchors must not
+accept one, and a 1.0.0 anchor would store registrations without checking them. The protocol
+id changes so that mixed nodes fail to negotiate instead of talking past each other.
 
 Why an announcement beside the :class:`AnchorRecord`: a record says "this key anchors until
 epoch E" but not where to reach it nor who allowed it. An announcement adds the host record
@@ -14,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from protocols import codec
+from protocols.agent.validate import entry_from_cbor
 from protocols.errors import SchemaError, SignatureError
 from protocols.identity.host import HostRecord, record_from_cbor, verify_signature
 from protocols.index.anchors import AnchorRecord, verify_anchor_record
+from protocols.index.binding import MAX_PROOF
 from protocols.index.resolve import Outcome, Query, Registration, Reply
 
 CONTACT_DOMAIN: Final = b"meshnode/anchor-contact/1\x00"
@@ -76,20 +84,29 @@ def registration_to_cbor(reg: Registration) -> dict[str, Any]:
         "alias": reg.alias,
         "depth": reg.depth,
         "scope": list(reg.scope),
+        "proof": [e.to_cbor() for e in reg.proof],
+        "sig": reg.sig,
     }
 
 
 def registration_from_cbor(tree: Any, path: str = "reg") -> Registration:
-    m = _map(tree, path, ("uid", "head", "alias", "depth", "scope"))
+    """Structure only: the signature and proof are checked by the anchor (binding)."""
+    m = _map(tree, path, ("uid", "head", "alias", "depth", "scope", "proof", "sig"))
     alias = _text(m, "alias", path)
     if not alias:
         raise SchemaError("alias must not be empty", path=f"{path}.alias")
+    items = m["proof"]
+    if type(items) is not list or not 0 < len(items) <= MAX_PROOF:
+        raise SchemaError(f"expected 1..{MAX_PROOF} lineage entries", path=f"{path}.proof")
+    proof = tuple(entry_from_cbor(e, f"{path}.proof[{i}]") for i, e in enumerate(items))
     return Registration(
         uid=_bytes(m, "uid", path, 32),
         alias=alias,
         head=_bytes(m, "head", path, 32),
         depth=_int(m, "depth", path),
         scope=tuple(sorted(set(_texts(m, "scope", path, MAX_SCOPE)))),
+        proof=proof,
+        sig=_bytes(m, "sig", path, 64),
     )
 
 

@@ -1,13 +1,16 @@
-"""``/meshnode/alias/1.0.0`` on five real node processes in a line on loopback.
+"""``/meshnode/alias/1.1.0`` on five real node processes in a line on loopback.
 
 Four nodes hold the anchor role (r = 3), one does not. An alias registered through one node
 resolves from the far end with the agent's lineage head; a scoped alias is refused to a zone
-outside its scope; after kill -9 of the anchor asked first the alias still resolves; the
-killed anchor restarts with its registrations from its SQLite file.
+outside its scope; another admitted node's takeover attempt with a deeper head of its own
+(and its attempt to re-bind the alias to its own agent) is refused by every anchor over the
+wire and the alias keeps its head; after kill -9 of the anchor asked first the alias still
+resolves; the killed anchor restarts with its registrations from its SQLite file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import signal
@@ -21,6 +24,8 @@ from click.testing import CliRunner
 from meshnode.cli import main as cli_main
 from meshnode.store import AgentRow, Store
 from protocols.agent.build import AgentSpec, agent_content_id, encode_agent, new_agent
+from protocols.agent.schema import Agent, MutationClass
+from protocols.identity import dah
 from protocols.identity.host_secrets import HostSecrets
 from tests.meshnode import svc_harness as harness
 
@@ -42,23 +47,49 @@ def cluster(tmp_path: Path) -> Iterator[Any]:
     )
     assert step.agent.lineage is not None
     c.agent = step.agent
-    data = encode_agent(step.agent)
-    store = Store.open(n0.data / "store.sqlite3")
+    _put(n0, c.zone, step.agent, step.agent.lineage.genesis_dah)
+    # The intruder n1 (an admitted anchor) runs a deeper slope of its own, filed in its
+    # store under the victim's UID too, so its API will try to register it for that UID.
+    n1, rng = c.nodes[1], random.Random(2)
+    own = new_agent(
+        AgentSpec(verb="note", zone=c.zone, epoch=n1.host.ddh.epoch), n1.host, HostSecrets(), rng
+    )
+    agent, secrets = own.agent, own.secrets
+    for _ in range(3):
+        made = dah.mutate(
+            agent,
+            dah.Change(MutationClass.STATE_TRANSITION),
+            n1.host,
+            secrets,
+            n1.host.ddh.epoch,
+            rng,
+        )
+        agent, secrets = made.agent, made.secrets
+    assert agent.lineage is not None
+    c.intruder = agent
+    _put(n1, c.zone, agent, agent.lineage.genesis_dah)
+    _put(n1, c.zone, agent, step.agent.lineage.genesis_dah)
+    yield from harness.running(c)
+
+
+def _put(node: Any, zone: str, agent: Agent, genesis: bytes) -> None:
+    assert agent.lineage is not None
+    head = agent.lineage.entries[-1]
+    store = Store.open(node.data / "store.sqlite3")
     try:
         store.put_agent(
             AgentRow(
-                agent_content_id(step.agent),
-                c.zone,
-                step.agent.lineage.genesis_dah,
-                step.entry.dah,
+                hashlib.sha256(agent_content_id(agent) + genesis).digest(),
+                zone,
+                genesis,
+                head.dah,
                 "EXECUTE",
-                step.entry.epoch,
-                data,
+                head.epoch,
+                encode_agent(agent),
             )
         )
     finally:
         store.close()
-    yield from harness.running(c)
 
 
 def resolve(node: Any, alias: str, **extra: str) -> Any:
@@ -117,7 +148,7 @@ def test_alias_register_resolve_refuse_and_survive_anchor_loss(cluster: Any) -> 
     status, scoped = n0.request(
         "POST",
         "/alias/register",
-        {"uid": uid, "alias": "fetch:secrets", "head": head, "depth": 0, "scope": ["bravo"]},
+        {"uid": uid, "alias": "fetch:secrets", "head": head, "scope": ["bravo"]},
     )
     assert status == 200, scoped
     refused = resolve(n4, "fetch:secrets")
@@ -127,6 +158,27 @@ def test_alias_register_resolve_refuse_and_survive_anchor_loss(cluster: Any) -> 
     assert done.returncode == 1
     # Claiming the other zone does not help: n4's host record does not admit it to "bravo".
     assert resolve(n4, "fetch:secrets", zone="bravo")["outcome"] == "refused"
+
+    # Takeover attempt over the wire: n1 (admitted, an anchor) registers its own deeper head
+    # for the victim's UID, then tries to re-bind the alias to its own UID. Every anchor
+    # refuses; nothing is stored and the alias keeps its head.
+    n1 = cluster.nodes[1]
+    deeper = cluster.intruder.lineage.entries[-1]
+    assert deeper.totals.depth > lineage.entries[-1].totals.depth
+    status, taken = n1.request("POST", "/alias/register", {"uid": uid, "alias": "truck-17"})
+    assert status == 503, taken
+    assert "not-descendant" in json.dumps(taken), taken
+    own_uid = cluster.intruder.lineage.genesis_dah.hex()
+    status, rebound = n1.request("POST", "/alias/register", {"uid": own_uid, "alias": "truck-17"})
+    assert status == 503, rebound
+    assert "alias-bound" in json.dumps(rebound), rebound
+    kept = resolve(n4, "truck-17")
+    assert kept["registration"]["uid"] == uid
+    assert kept["registration"]["head"] == head
+    refused_total = sum(
+        n.get("/alias/anchors")["counters"]["registrations_refused"] for n in cluster.nodes
+    )
+    assert refused_total >= 6
 
     # kill -9 the anchor n0 (not an anchor itself) asks first; the alias still resolves.
     first = resolve(n0, "truck-17")["asked"][0]

@@ -27,7 +27,7 @@ from meshnode.node import MeshNode
 from meshnode.svc_wire import ServiceError, WireParams, call, read_message
 from protocols import codec
 
-ALIAS = "/meshnode/alias/1.0.0"
+ALIAS = "/meshnode/alias/1.1.0"
 QUORUM = "/meshnode/quorum/1.0.0"
 HANDOFF = "/meshnode/handoff/1.0.0"
 SYNC = "/meshnode/sync/1.0.0"

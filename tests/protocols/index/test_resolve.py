@@ -3,7 +3,6 @@ policy refusals and read repair of stale heads."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 from protocols.index.band import IndexParams, alias_name, band_of
@@ -13,20 +12,14 @@ from sim.indexnet import IndexNet
 PARAMS = IndexParams(band_bits=6, replication=3, adjacent_bound=1)
 
 
-def _reg(i: int, depth: int = 1, scope: tuple[str, ...] = ()) -> Registration:
-    uid = hashlib.sha256(f"uid{i}".encode()).digest()
-    return Registration(
-        uid=uid,
-        alias=f"unit-{i}",
-        head=hashlib.sha256(f"{i}/{depth}".encode()).digest(),
-        depth=depth,
-        scope=scope,
-    )
+def _reg(net: IndexNet, i: int, scope: tuple[str, ...] = ()) -> Registration:
+    """A registration of a fresh agent, signed by its host (see protocols.index.binding)."""
+    return net.registration(net.new_agent(i % net.host_count), f"unit-{i}", scope)
 
 
 def _net(anchors: int = 30, registrations: int = 300) -> tuple[IndexNet, list[Registration]]:
     net = IndexNet(PARAMS, anchor_count=anchors, seed=7)
-    regs = [_reg(i) for i in range(registrations)]
+    regs = [_reg(net, i) for i in range(registrations)]
     for reg in regs:
         net.register(reg)
     return net, regs
@@ -62,7 +55,7 @@ def test_loss_of_one_anchor_per_group_still_resolves_everything() -> None:
 
 def test_churn_of_ten_percent_of_anchors_keeps_resolution() -> None:
     net = IndexNet(IndexParams(band_bits=8, replication=3), anchor_count=200, seed=3)
-    regs = [_reg(i) for i in range(3000)]
+    regs = [_reg(net, i) for i in range(3000)]
     for reg in regs:
         net.register(reg)
     net.churn(0.10, random.Random(5))
@@ -72,7 +65,7 @@ def test_churn_of_ten_percent_of_anchors_keeps_resolution() -> None:
 
 def test_forbidden_action_alias_is_refused_before_any_message() -> None:
     net, _regs = _net()
-    net.register(Registration(uid=b"\x05" * 32, alias="fetch:image", head=b"\x06" * 32, depth=1))
+    net.register(net.registration(net.new_agent(), "fetch:image"))
     policy = AliasPolicy(allowed={"fetch": frozenset({"media"})})
     sent_before = net.stats.messages
     refused = net.lookup(alias="fetch:image", zone="fleet", policy=policy)
@@ -84,19 +77,21 @@ def test_forbidden_action_alias_is_refused_before_any_message() -> None:
 
 def test_scope_is_enforced_by_the_anchor() -> None:
     net, _regs = _net()
-    net.register(_reg(1, depth=2, scope=("ops",)))
-    assert net.lookup(alias="unit-1", zone="ops").outcome is Outcome.FOUND
-    refused = net.lookup(alias="unit-1", zone="guest")
+    net.register(net.registration(net.new_agent(), "scoped-1", ("ops",)))
+    assert net.lookup(alias="scoped-1", zone="ops").outcome is Outcome.FOUND
+    refused = net.lookup(alias="scoped-1", zone="guest")
     assert refused.outcome is Outcome.REFUSED
     assert "scope" in refused.reason
 
 
 def test_stale_heads_are_repaired_on_read() -> None:
-    net, regs = _net()
-    reg = regs[0]
-    newer = Registration(reg.uid, reg.alias, b"\x09" * 32, depth=5)
+    net, _regs = _net()
+    agent = net.new_agent()
+    reg = net.registration(agent, "moving")
+    net.register(reg)
+    newer = net.registration(net.step(net.step(agent)), "moving")
     group = net.table.group(band_of(alias_name(reg.alias), PARAMS))
-    net.stores[group[0]].register(newer)  # only one anchor heard of the new head
+    net.stores[group[0]].register(newer, net.hosts, net.epoch)  # only one anchor heard of it
     result = net.lookup(alias=reg.alias)
     assert result.registration == newer
     for anchor in group[:2]:  # the first round asked two anchors: both now hold the new head

@@ -13,7 +13,8 @@ from protocols import codec
 from protocols.errors import SchemaError, SignatureError
 from protocols.identity.host import HostGrant, HostRecord, sign_record
 from protocols.index.anchors import sign_anchor_record
-from protocols.index.resolve import Outcome, Query, Registration, Reply
+from protocols.index.band import IndexParams
+from protocols.index.resolve import Outcome, Query, Reply
 from protocols.index.wire import (
     Announcement,
     announcement_from_cbor,
@@ -26,6 +27,7 @@ from protocols.index.wire import (
     reply_to_cbor,
     verify_announcement,
 )
+from sim.indexnet import IndexNet
 
 AUTHORITY = SigningKey(bytes([9]) * 32)
 ANCHOR = SigningKey(bytes([1]) * 32)
@@ -89,8 +91,16 @@ def test_bad_announcements_are_refused(case: str, where: str) -> None:
 
 
 def test_registration_query_reply_round_trip() -> None:
-    reg = Registration(bytes([1]) * 32, "fetch:image", bytes([2]) * 32, 5, ("alpha", "beta"))
-    assert registration_from_cbor(registration_to_cbor(reg)) == reg
+    net = IndexNet(IndexParams(band_bits=4), anchor_count=3)
+    reg = net.registration(net.step(net.new_agent()), "fetch:image", ("alpha", "beta"))
+    assert len(reg.proof) == 2
+    assert len(reg.sig) == 64
+    assert (
+        registration_from_cbor(
+            codec.decode(codec.encode(registration_to_cbor(reg)), max_bytes=1 << 20)
+        )
+        == reg
+    )
     query = Query(7, "fetch:image", None, "alpha")
     assert query_from_cbor(query_to_cbor(query)) == query
     reply = Reply(7, b"k" * 32, Outcome.FOUND, reg)
@@ -105,7 +115,20 @@ def test_bad_shapes_name_the_path() -> None:
         registration_from_cbor(
             {"uid": b"short", "head": bytes(32), "alias": "a", "depth": 0, "scope": []}
         )
-    assert info.value.where == "reg.uid"
+    assert info.value.where == "reg.proof"  # a 1.0.0 registration (no proof, no sig)
+    with pytest.raises(SchemaError) as info:
+        registration_from_cbor(
+            {
+                "uid": bytes(32),
+                "head": bytes(32),
+                "alias": "a",
+                "depth": 0,
+                "scope": [],
+                "proof": [],
+                "sig": bytes(64),
+            }
+        )
+    assert info.value.where == "reg.proof"
     with pytest.raises(SchemaError) as info:
         reply_from_cbor({"reg": None, "reason": "", "outcome": "found"}, 1, bytes(32))
     assert info.value.where == "reply.reg"

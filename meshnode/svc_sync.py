@@ -248,12 +248,8 @@ class SyncService:
             outcomes = await self.node.db(self.node.zones.process, items, current_epoch())
             ok_here = sum(1 for o in outcomes if o.wire is WireVerdict.ACCEPT)
             accepted += ok_here
-            for outcome in outcomes:  # what admission made here (an execution's new state)
-                for topic, data in outcome.follow_ups:
-                    try:
-                        self.node.router.publish(topic, data)
-                    except MeshError as exc:
-                        log.warning("cannot publish a follow-up", extra={"error": exc.describe()})
+            # a state this node hosts is executed by the node's executions loop (and its new
+            # state published there), as for gossiped ones
             log.info(
                 "sync admitted states",
                 extra={"zone": zone, "received": len(items), "accepted": ok_here},

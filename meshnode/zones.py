@@ -341,8 +341,6 @@ class Outcome:
     disposition: str
     content_id: bytes
     reason: str
-    follow_ups: tuple[tuple[str, bytes], ...] = ()
-    """(topic, data) the node publishes after the verdict: an execution's new state."""
 
     def to_json(self) -> dict[str, Any]:
         return {

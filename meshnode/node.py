@@ -140,6 +140,7 @@ class MeshNode:
         self._db_limiter = trio.CapacityLimiter(1)
         self._deliver_send, self._deliver_recv = trio.open_memory_channel[Delivery](1024)
         self._admit_send, self._admit_recv = trio.open_memory_channel[Queued](ADMIT_QUEUE)
+        self._admitting = 0  # size of the batch being admitted now
         factory: RouterFactory = router_factory or GossipSlot
         self.router: RouterSlot = factory(key_pair, config, self._deliver_send)
         self.bridge = Bridge(
@@ -230,6 +231,11 @@ class MeshNode:
 
         return validate
 
+    def admission_backlog(self) -> int:
+        """Zone messages received and not yet admitted: queued or in the batch being admitted
+        (sync defers to gossip while there are any)."""
+        return self._admit_send.statistics().current_buffer_used + self._admitting
+
     async def _admission_loop(self) -> None:
         """Admit queued zone messages in batches; verdicts go to the router after commit."""
         async for first in self._admit_recv:
@@ -239,7 +245,11 @@ class MeshNode:
                     batch.append(self._admit_recv.receive_nowait())
                 except trio.WouldBlock:
                     break
-            outcomes = await self.db(self.zones.process, batch, wall_epoch(time.time()))
+            self._admitting = len(batch)
+            try:
+                outcomes = await self.db(self.zones.process, batch, wall_epoch(time.time()))
+            finally:
+                self._admitting = 0
             for item, outcome in zip(batch, outcomes, strict=True):
                 if not item.local:
                     self.router.complete(outcome.msg_id, outcome.wire)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -57,8 +58,16 @@ class Backoff:
         return base * (1 + self.jitter * (2 * rng.random() - 1))
 
 
+YAMUX_RELEASE_ON_READ = "PY_YAMUX_RELEASE_ON_READ"
+
+
 def build_host(key_pair: KeyPair, network: NetworkSection) -> IHost:
     """A host that is not yet listening; register stream handlers, then run it."""
+    # go-yamux's window updates: py-libp2p 0.8's yamux by default sends a WINDOW_UPDATE
+    # frame after every read (RELEASE_ON_READ=1), i.e. one more encrypted frame per gossip
+    # RPC received (~8 % of a node's samples in bench/mesh.py); with 0 it batches them until
+    # half the window is consumed, as go-yamux does. An operator's own setting wins.
+    os.environ.setdefault(YAMUX_RELEASE_ON_READ, "0")
     security = {
         NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
     }

@@ -67,7 +67,7 @@ from protocols.errors import MeshError
 from protocols.identity.host import HostRecord, VerifiedSignatures, record_from_cbor
 from protocols.index.anchors import AnchorDirectory, sign_anchor_record
 from protocols.index.band import IndexParams
-from protocols.index.binding import RegistrationRefused, proof_of, signed
+from protocols.index.binding import BindingReason, RegistrationRefused, proof_of, signed
 from protocols.index.resolve import (
     AliasPolicy,
     AnchorStore,
@@ -79,7 +79,7 @@ from protocols.index.resolve import (
     Resolver,
     SendQuery,
     SendRegister,
-    registration_messages,
+    registration_phases,
 )
 from protocols.index.wire import (
     ANCHOR_ROLE,
@@ -450,7 +450,7 @@ class AliasService:
     async def register(self, reg: Registration) -> list[tuple[bytes, str]]:
         """Store ``reg`` at its anchors; (anchor, "" or the error) for each."""
         table = self.directory.table(current_epoch())
-        sends = registration_messages(reg, table)
+        first, then = registration_phases(reg, table)
         results: list[tuple[bytes, str]] = []
 
         async def one(anchor: bytes) -> None:
@@ -461,7 +461,15 @@ class AliasService:
                 results.append((anchor, exc.describe()))
 
         async with trio.open_nursery() as nursery:
-            for send in sends:
+            for send in first:
+                nursery.start_soon(one, send.anchor)
+        # the alias band decides the binding: a refusal there (alias-bound) or no copy
+        # stored stops the registration before the UID band's anchors see it
+        refused = any(BindingReason.ALIAS_BOUND.value in err for _, err in results)
+        if refused or not any(not err for _, err in results):
+            return sorted(results)
+        async with trio.open_nursery() as nursery:
+            for send in then:
                 nursery.start_soon(one, send.anchor)
         return sorted(results)
 

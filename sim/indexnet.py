@@ -33,7 +33,7 @@ from protocols.identity.host import (
 from protocols.identity.host_secrets import HostSecrets
 from protocols.index.anchors import AnchorDirectory, sign_anchor_record, signing_key_from_seed
 from protocols.index.band import BandTable, IndexParams
-from protocols.index.binding import RegistrationRefused, proof_of, signed
+from protocols.index.binding import BindingReason, RegistrationRefused, proof_of, signed
 from protocols.index.resolve import (
     AliasPolicy,
     AnchorStore,
@@ -43,7 +43,7 @@ from protocols.index.resolve import (
     ResolverOutput,
     SendQuery,
     SendRegister,
-    registration_messages,
+    registration_phases,
 )
 
 if TYPE_CHECKING:
@@ -161,11 +161,17 @@ class IndexNet:
 
     def register(self, reg: Registration, table: BandTable | None = None) -> int:
         """Send a registration to its anchors; return the messages used."""
-        sends = registration_messages(reg, table or self.table)
-        for send in sends:
-            self._deliver_register(send)
-        self.stats.register_messages += len(sends)
-        return len(sends)
+        first, then = registration_phases(reg, table or self.table)
+        bound_before = self.stats.refused.get(BindingReason.ALIAS_BOUND.value, 0)
+        stored = [self._deliver_register(send) for send in first]
+        sent = len(first)
+        bound = self.stats.refused.get(BindingReason.ALIAS_BOUND.value, 0) > bound_before
+        if any(stored) and not bound:  # the alias band decides the binding (as the node)
+            for send in then:
+                self._deliver_register(send)
+            sent += len(then)
+        self.stats.register_messages += sent
+        return sent
 
     def _deliver_register(self, send: SendRegister) -> bool:
         """Deliver one registration; False when the anchor is dead or refused it."""

@@ -129,18 +129,25 @@ class AliasPolicy:
 
 def registration_messages(reg: Registration, table: BandTable) -> list[SendRegister]:
     """Store a registration at every anchor of the alias band and of the UID band."""
+    first, then = registration_phases(reg, table)
+    return [*first, *then]
+
+
+def registration_phases(
+    reg: Registration, table: BandTable
+) -> tuple[list[SendRegister], list[SendRegister]]:
+    """(the alias band's anchors, the UID band's others): send the second only once the first
+    stored it.
+
+    Why two phases: only the alias band's anchors know which UID an alias is bound to, so
+    only they can refuse ``alias-bound``; sent to all at once, a UID-band anchor outside the
+    alias group stored an alias re-bound to another UID (found by test_svc_alias).
+    """
     params = table.params
-    anchors = [
-        *table.group(band_of(alias_name(reg.alias), params)),
-        *table.group(band_of(uid_name(reg.uid), params)),
-    ]
-    seen: set[bytes] = set()
-    out = []
-    for anchor in anchors:
-        if anchor not in seen:
-            seen.add(anchor)
-            out.append(SendRegister(anchor, reg))
-    return out
+    first = list(dict.fromkeys(table.group(band_of(alias_name(reg.alias), params))))
+    rest = [a for a in dict.fromkeys(table.group(band_of(uid_name(reg.uid), params)))]
+    then = [a for a in rest if a not in first]
+    return [SendRegister(a, reg) for a in first], [SendRegister(a, reg) for a in then]
 
 
 class AnchorStore:

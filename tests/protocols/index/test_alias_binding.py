@@ -17,7 +17,7 @@ from protocols.identity.host import new_host
 from protocols.identity.host_secrets import HostSecrets
 from protocols.index.band import IndexParams, alias_name, band_of
 from protocols.index.binding import BindingReason, RegistrationRefused, proof_of, signed
-from protocols.index.resolve import AnchorStore, Outcome, Registration
+from protocols.index.resolve import AnchorStore, Outcome, Registration, registration_phases
 from sim.indexnet import IndexNet
 
 PARAMS = IndexParams(band_bits=4, replication=3, adjacent_bound=1)
@@ -156,3 +156,23 @@ def test_proof_must_end_at_the_registered_head() -> None:
     assert _refusal(net, lying) is BindingReason.HEAD_MISMATCH
     empty = signed(replace(reg, proof=()), (), net.local_hosts[0].sign)
     assert _refusal(net, empty) is BindingReason.MALFORMED_PROOF
+
+
+def test_a_rebinding_reaches_no_uid_band_anchor_once_the_alias_band_refuses() -> None:
+    """Only the alias band knows the binding: a UID-band anchor outside it must not store an
+    alias re-bound to another UID (registration_phases sends there only after the alias band
+    stored it)."""
+    for seed in range(40):  # find a UID whose band group is not the alias band's group
+        net = IndexNet(PARAMS, anchor_count=12, seed=seed)
+        _registered(net, host=0, alias="truck-17")
+        other = net.new_agent(1)
+        assert other.lineage is not None
+        rebind = net.registration(other, "truck-17")
+        first, then = registration_phases(rebind, net.table)
+        if then:
+            break
+    assert then, "no seed gave a UID band outside the alias band"
+    net.register(rebind)
+    holders = [a for a, st in net.stores.items() if other.lineage.genesis_dah in st.by_uid]
+    assert holders == []
+    assert net.stats.refused == {BindingReason.ALIAS_BOUND.value: len(first)}

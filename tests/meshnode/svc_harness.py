@@ -34,6 +34,7 @@ from protocols.governance.signing import Authority, Signed
 from protocols.governance.zone import QuorumParams, ZoneDescriptor
 from protocols.identity.host import HostGrant, HostRecord, LocalHost, new_host, sign_record
 from tests.meshnode.zone_harness import REPO, _read_json, free_port
+from tests.meshnode.zone_harness import cli as run_cli
 from tests.meshnode.zone_harness import poll as _poll
 
 
@@ -121,13 +122,7 @@ class Cluster:
     signed_descriptor: Signed | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "meshnode.cli", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_cli(*args)
 
     def stop_all(self) -> None:
         """SIGTERM every process this cluster started (by pid), then reap them."""

@@ -11,8 +11,7 @@ import json
 import stat
 from pathlib import Path
 
-from tests.meshnode.test_mutate import cli
-from tests.meshnode.zone_harness import ZoneNode, free_port
+from tests.meshnode.zone_harness import ZoneNode, cli, free_port
 
 
 def test_id_prints_the_identity_the_node_then_runs_with(tmp_path: Path) -> None:

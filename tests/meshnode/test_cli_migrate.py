@@ -16,18 +16,15 @@ import pytest
 
 from protocols.agent.validate import validate_bytes
 from tests.meshnode.svc_harness import start_zone_line
-from tests.meshnode.test_mutate import cli
-from tests.meshnode.zone_harness import ZONE, ZoneNode, admit_all, free_port, poll
+from tests.meshnode.zone_harness import ZONE, ZoneNode, admit_all, cli, poll, zone_nodes
 
 N = 3
 
 
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
-    nodes = [ZoneNode(f"n{i}", tmp_path / f"n{i}", free_port()) for i in range(N)]
-    yield nodes
-    for n in nodes:  # kill only what this test started, by pid
-        n.kill()
+    with zone_nodes(tmp_path, N) as nodes:
+        yield nodes
 
 
 def test_cli_migrate_moves_the_agent_to_the_named_peer(line: list[ZoneNode]) -> None:

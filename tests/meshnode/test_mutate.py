@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,27 +23,15 @@ import pytest
 from protocols.agent.schema import LedgerKind
 from protocols.agent.validate import validate_bytes
 from tests.meshnode.svc_harness import start_zone_line
-from tests.meshnode.zone_harness import REPO, ZONE, ZoneNode, admit_all, free_port, poll
+from tests.meshnode.zone_harness import ZONE, ZoneNode, admit_all, cli, poll, zone_nodes
 
 N = 3
 
 
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
-    nodes = [ZoneNode(f"n{i}", tmp_path / f"n{i}", free_port()) for i in range(N)]
-    yield nodes
-    for n in nodes:  # kill only what this test started, by pid
-        n.kill()
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "meshnode.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    with zone_nodes(tmp_path, N) as nodes:
+        yield nodes
 
 
 def mutate(node: ZoneNode, uid: str, *sets: str) -> tuple[int, dict[str, Any]]:

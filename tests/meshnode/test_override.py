@@ -21,16 +21,16 @@ from protocols.agent.validate import validate_bytes
 from protocols.governance.meta import Action, Override
 from protocols.governance.quorum import scope_of
 from tests.meshnode.svc_harness import start_zone_line
-from tests.meshnode.test_mutate import cli
 from tests.meshnode.zone_harness import (
     WORLD,
     ZONE,
     ZoneNode,
     admit_all,
+    cli,
     content_id,
-    free_port,
     poll,
     zone_file,
+    zone_nodes,
 )
 
 N = 3
@@ -38,10 +38,8 @@ N = 3
 
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
-    nodes = [ZoneNode(f"n{i}", tmp_path / f"n{i}", free_port()) for i in range(N)]
-    yield nodes
-    for n in nodes:  # kill only what this test started, by pid
-        n.kill()
+    with zone_nodes(tmp_path, N) as nodes:
+        yield nodes
 
 
 def genesis_of(agent: bytes) -> bytes:

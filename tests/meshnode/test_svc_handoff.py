@@ -29,17 +29,15 @@ from protocols.identity.ddh import DdhState
 from protocols.identity.host import LocalHost
 from protocols.identity.host_secrets import commitment
 from tests.meshnode.svc_harness import start_zone_line
-from tests.meshnode.zone_harness import ZoneNode, admit_all, content_id, free_port, poll
+from tests.meshnode.zone_harness import ZoneNode, admit_all, content_id, poll, zone_nodes
 
 N = 5
 
 
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
-    nodes = [ZoneNode(f"n{i}", tmp_path / f"n{i}", free_port()) for i in range(N)]
-    yield nodes
-    for n in nodes:  # kill only what this test started, by pid
-        n.kill()
+    with zone_nodes(tmp_path, N) as nodes:
+        yield nodes
 
 
 def _db(node: ZoneNode) -> sqlite3.Connection:

@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.meshnode.test_mutate import cli
-from tests.meshnode.zone_harness import REPO, ZoneNode, _read_json, free_port, poll
+from tests.meshnode.zone_harness import REPO, ZoneNode, _read_json, cli, free_port, poll
 
 POLICY = """
 [contract]

@@ -19,9 +19,9 @@ from tests.meshnode.zone_harness import (
     admit_all,
     content_id,
     forge,
-    free_port,
     poll,
     start_line,
+    zone_nodes,
 )
 
 N = 5
@@ -29,10 +29,8 @@ N = 5
 
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
-    nodes = [ZoneNode(f"n{i}", tmp_path / f"n{i}", free_port()) for i in range(N)]
-    yield nodes
-    for n in nodes:  # kill only what this test started, by pid
-        n.kill()
+    with zone_nodes(tmp_path, N) as nodes:
+        yield nodes
 
 
 def test_zone_line_store_execute_reject_quarantine_partial(line: list[ZoneNode]) -> None:

@@ -20,7 +20,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,29 @@ level = "INFO"
 
     def log_text(self) -> str:
         return (self.dir / "stderr.log").read_text()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``meshnode ARGS...`` as its own process (bounded), capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "meshnode.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@contextmanager
+def zone_nodes(root: Path, count: int) -> Iterator[list[ZoneNode]]:
+    """``count`` node processes named n0.. under ``root`` (not started); on exit every one
+    still running is killed: only what this test started, by pid."""
+    nodes = [ZoneNode(f"n{i}", root / f"n{i}", free_port()) for i in range(count)]
+    try:
+        yield nodes
+    finally:
+        for n in nodes:
+            n.kill()
 
 
 def zone_file(nodes: Sequence[ZoneNode]) -> bytes:

@@ -53,10 +53,10 @@ from tests.meshnode.zone_harness import (
     ZoneNode,
     content_id,
     forge,
-    free_port,
     poll,
     start_line,
     zone_file,
+    zone_nodes,
 )
 
 N = 5
@@ -74,10 +74,8 @@ Heads = list[dict[str, str]]
 
 @pytest.fixture
 def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
-    nodes = [ZoneNode(f"n{i}", tmp_path / f"n{i}", free_port()) for i in range(N)]
-    yield nodes
-    for n in nodes:  # kill only what this test started, by pid
-        n.kill()
+    with zone_nodes(tmp_path, N) as nodes:
+        yield nodes
 
 
 # ---------------------------------------------------------------------------- shared inputs

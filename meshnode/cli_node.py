@@ -59,10 +59,14 @@ def _call(api: str, method: str, path: str, body: bytes | None = None) -> Any:
             message = exc.reason
         raise click.ClickException(f"{method} {path}: HTTP {exc.code}: {message}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise click.ClickException(f"cannot reach the node API at {api}: {reason}") from exc
+        raise _unreachable(api, exc) from exc
     except ValueError as exc:
         raise click.ClickException(f"the node API at {api} answered non-JSON") from exc
+
+
+def _unreachable(api: str, exc: OSError) -> click.ClickException:
+    reason = getattr(exc, "reason", exc)
+    return click.ClickException(f"cannot reach the node API at {api}: {reason}")
 
 
 def _api_option(func: Any) -> Any:
@@ -300,18 +304,7 @@ def _print_outcome(result: dict[str, Any], as_json: bool) -> None:
 
 def _call_status(api: str, method: str, path: str, body: bytes | None) -> tuple[int, Any]:
     """Like :func:`_call`, but a 422 answer (a refused agent) is a result, not an error."""
-    url = _api_base(api) + path
-    request = urllib.request.Request(url, data=body, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=API_TIMEOUT_S) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 422:
-            try:
-                return exc.code, json.loads(exc.read())
-            except ValueError:
-                pass
-        return 0, _call(api, method, path, body)  # re-raise as the usual one-line error
+    return _call_answer(api, method, path, body, results=frozenset({422}))
 
 
 @click.command("spawn")
@@ -529,22 +522,31 @@ def zone_publish_cmd(api: str, zone: str | None, file: Path, as_json: bool) -> N
 
 def _call_any(api: str, method: str, path: str, body: bytes | None) -> tuple[int, Any]:
     """Like :func:`_call`, but any HTTP error with a JSON body is a result (status, body)."""
+    return _call_answer(api, method, path, body, results=None)
+
+
+def _call_answer(
+    api: str, method: str, path: str, body: bytes | None, *, results: frozenset[int] | None
+) -> tuple[int, Any]:
+    """(status, JSON object) of one request, where an HTTP error answered with a JSON object
+    is a result when its code is in ``results`` (any code if None); other errors are
+    :func:`_call`'s one-line errors."""
     url = _api_base(api) + path
     request = urllib.request.Request(url, data=body, method=method)
     try:
         with urllib.request.urlopen(request, timeout=API_TIMEOUT_S) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        try:
-            answer = json.loads(exc.read())
-        except ValueError:
-            answer = None
-        if isinstance(answer, dict):
-            return exc.code, answer
+        if results is None or exc.code in results:
+            try:
+                answer = json.loads(exc.read())
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict):
+                return exc.code, answer
         return 0, _call(api, method, path, body)  # re-raise as the usual one-line error
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise click.ClickException(f"cannot reach the node API at {api}: {reason}") from exc
+        raise _unreachable(api, exc) from exc
 
 
 def _is_hex(text: str) -> bool:

@@ -11,7 +11,6 @@ next permitted mutation works). A member that is not the agent's host refuses to
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -46,18 +45,6 @@ def mutate(node: ZoneNode, uid: str, *sets: str) -> tuple[int, dict[str, Any]]:
 def depths(node: ZoneNode, genesis: str) -> list[int]:
     rows = node.get(f"/agents?zone={ZONE}&limit=10000")["agents"]
     return sorted(r["depth"] for r in rows if r["genesis"] == genesis)
-
-
-def stored(node: ZoneNode, cid: str) -> bytes:
-    conn = sqlite3.connect(f"file:{node.dir / 'data' / 'store.sqlite3'}?mode=ro", uri=True)
-    try:
-        row = conn.execute(
-            "SELECT data FROM agents WHERE content_id = ?", (bytes.fromhex(cid),)
-        ).fetchone()
-    finally:
-        conn.close()
-    assert row is not None, f"{cid} not stored at {node.name}"
-    return bytes(row[0])
 
 
 def verified_cached(node: ZoneNode) -> float:
@@ -108,7 +95,7 @@ def test_mutation_reaches_members_and_forbidden_ones_stay_local(line: list[ZoneN
     for n in line:
         poll(lambda n=n: cid in n.agent_ids(), 20, f"mutated state at {n.name}")
         assert max(depths(n, genesis)) >= 2, n.name
-    state = validate_bytes(stored(far, cid)).agent
+    state = validate_bytes(far.stored_agent(cid)).agent
     assert state is not None
     assert state.memory is not None
     last = state.memory.ledger[-1]

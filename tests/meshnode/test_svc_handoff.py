@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,25 +39,9 @@ def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
         yield nodes
 
 
-def _db(node: ZoneNode) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{node.dir / 'data' / 'store.sqlite3'}?mode=ro", uri=True)
-
-
-def stored_agent(node: ZoneNode, cid: str) -> bytes:
-    conn = _db(node)
-    try:
-        row = conn.execute(
-            "SELECT data FROM agents WHERE content_id = ?", (bytes.fromhex(cid),)
-        ).fetchone()
-    finally:
-        conn.close()
-    assert row is not None, f"{cid} not stored at {node.name}"
-    return bytes(row[0])
-
-
 def host_of(node: ZoneNode) -> LocalHost:
     """The node's own host identity, read from its store (the cheating host's own key)."""
-    conn = _db(node)
+    conn = node.db()
     try:
         seed, raw = conn.execute("SELECT host_key, ddh_state FROM host_identity").fetchone()
     finally:
@@ -128,7 +111,7 @@ def test_handoff_moves_the_agent_and_locks_out_the_old_host(line: list[ZoneNode]
     assert [e["content_id"] for e in old.executions()] == [executed[0]["content_id"]]
 
     # The old host signs a successor of the agent's current state: every member REJECTs it.
-    current = stored_agent(line[0], ran[0]["result_id"])
+    current = line[0].stored_agent(ran[0]["result_id"])
     forged = extend_as(current, host_of(old))
     codes = set()
     for n in line:

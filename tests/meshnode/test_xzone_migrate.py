@@ -12,10 +12,10 @@ makes in beta. Identities come from ``meshnode id`` before any node starts.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -53,24 +53,6 @@ def ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout
 
 
-def write_config(node: ZoneNode, auth: str, zones: tuple[str, ...], boot: list[str]) -> None:
-    node.dir.mkdir(parents=True, exist_ok=True)
-    tables = "".join(f'[[zone]]\nid = "{z}"\nauthority_keys = ["{auth}"]\n' for z in zones)
-    node.config.write_text(
-        f"""
-[node]
-data_dir = "data"
-[network]
-listen = ["/ip4/127.0.0.1/tcp/{node.port}"]
-bootstrap = {json.dumps(boot)}
-reconnect_initial_s = 0.1
-reconnect_max_s = 0.5
-[api]
-port = 0
-{tables}"""
-    )
-
-
 def zone_row(node: ZoneNode, zone: str) -> dict[str, Any]:
     return next(z for z in node.get("/zones")["zones"] if z["zone"] == zone)
 
@@ -94,7 +76,7 @@ def test_agent_migrates_into_a_zone_whose_members_never_saw_the_source(
     member_of = {0: ("alpha", "beta"), 1: ("alpha", "beta"), 2: ("beta",)}
     idents = []
     for i, node in enumerate(nodes):
-        write_config(node, auth, member_of[i], [])
+        node.write_config([], member_of[i], authority=auth)
         ident = json.loads(ok(cli("id", "--config", str(node.config), "--json")))
         idents.append(ident)
         node.peer_id = ident["peer_id"]
@@ -107,7 +89,7 @@ def test_agent_migrates_into_a_zone_whose_members_never_saw_the_source(
             )
         )  # fmt: skip
     for i, node in enumerate(nodes):
-        write_config(node, auth, member_of[i], [nodes[i - 1].addr()] if i else [])
+        node.write_config([nodes[i - 1].addr()] if i else [], member_of[i], authority=auth)
         with open(node.dir / "stderr.log", "ab") as err:
             node.proc = subprocess.Popen(
                 [sys.executable, "-m", "meshnode.node", "--config", str(node.config)],
@@ -158,9 +140,6 @@ def test_agent_migrates_into_a_zone_whose_members_never_saw_the_source(
     # A node in both zones keeps each shared record for both (its view is rebuilt from
     # these rows on restart).
     for node in (old, new):
-        conn = sqlite3.connect(f"file:{node.dir / 'data' / 'store.sqlite3'}?mode=ro", uri=True)
-        try:
+        with closing(node.db()) as conn:
             rows = conn.execute("SELECT zone, COUNT(*) FROM host_records GROUP BY zone").fetchall()
-        finally:
-            conn.close()
         assert dict(rows) == {"alpha": 2, "beta": 3}, (node.name, rows)

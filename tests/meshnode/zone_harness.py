@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,15 @@ class ZoneNode:
     def addr(self) -> str:
         return f"/ip4/127.0.0.1/tcp/{self.port}/p2p/{self.peer_id}"
 
-    def write_config(self, bootstrap: Sequence[str], zones: Sequence[str] = (ZONE,)) -> None:
+    def write_config(
+        self,
+        bootstrap: Sequence[str],
+        zones: Sequence[str] = (ZONE,),
+        authority: str = AUTHORITY_KEY,
+    ) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         zone_tables = "".join(
-            f'[[zone]]\nid = "{z}"\nauthority_keys = ["{AUTHORITY_KEY}"]\n' for z in zones
+            f'[[zone]]\nid = "{z}"\nauthority_keys = ["{authority}"]\n' for z in zones
         )
         self.config.write_text(
             f"""
@@ -170,6 +176,20 @@ level = "INFO"
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+    def db(self) -> sqlite3.Connection:
+        """The node's store, read-only (the node keeps writing; WAL lets us read alongside)."""
+        path = self.dir / "data" / "store.sqlite3"
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+
+    def stored_agent(self, cid: str) -> bytes:
+        """The bytes of the agent state with content id ``cid`` (hex) in this node's store."""
+        with closing(self.db()) as conn:
+            row = conn.execute(
+                "SELECT data FROM agents WHERE content_id = ?", (bytes.fromhex(cid),)
+            ).fetchone()
+        assert row is not None, f"{cid} not stored at {self.name}"
+        return bytes(row[0])
 
     def log_text(self) -> str:
         return (self.dir / "stderr.log").read_text()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -81,18 +80,12 @@ def line(tmp_path: Path) -> Iterator[list[ZoneNode]]:
 # ---------------------------------------------------------------------------- shared inputs
 
 
-def _db(node: ZoneNode) -> sqlite3.Connection:
-    """The node's store, read-only (the node keeps writing; WAL lets us read alongside)."""
-    path = node.dir / "data" / "store.sqlite3"
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-
-
 def host_state(
     node: ZoneNode, bundle: bytes, agents: dict[str, bytes]
 ) -> tuple[LocalHost, HostSecrets]:
     """The node's signer (as its zone record names it) and the slope secrets it holds for
     ``agents``' heads, read from its store before any of them is published."""
-    with closing(_db(node)) as db:
+    with closing(node.db()) as db:
         seed, raw = db.execute("SELECT host_key, ddh_state FROM host_identity").fetchone()
         secrets: dict[bytes, bytes] = {}
         for data in agents.values():
@@ -114,13 +107,6 @@ def _agent(data: bytes) -> Agent:
     agent = validate_bytes(data).agent
     assert agent is not None
     return agent
-
-
-def _stored_agent(node: ZoneNode, cid: bytes) -> bytes:
-    with closing(_db(node)) as db:
-        row = db.execute("SELECT data FROM agents WHERE content_id = ?", (cid,)).fetchone()
-    assert row is not None
-    return bytes(row[0])
 
 
 # ---------------------------------------------------------------------------- real processes
@@ -187,7 +173,7 @@ def real_run(line: list[ZoneNode], agents: dict[str, bytes]) -> tuple[Decisions,
             if r["depth"] >= deepest.get(r["genesis"], (-1, ""))[0]:
                 deepest[r["genesis"]] = (r["depth"], r["head"])
         heads.append({g: h for g, (_, h) in deepest.items()})
-    executed = _stored_agent(east, bytes.fromhex(cids["executed"]))
+    executed = east.stored_agent(cids["executed"])
     return decisions, heads, executed
 
 

@@ -80,7 +80,6 @@ ADMIT_QUEUE = 4096  # zone messages awaiting admission; beyond it they are IGNOR
 ADMIT_BATCH = 64  # admissions per worker-thread hop and SQLite transaction
 DELIVERY_BATCH = 256  # plain-topic messages per ring transaction
 DELIVERY_LINGER_S = 0.05  # after a delivery, wait this long for more before writing the ring
-EXECUTIONS_POLL_S = 0.5  # pending executions admitted outside the gossip path run this soon
 T = TypeVar("T")
 
 
@@ -195,7 +194,6 @@ class MeshNode:
                 nursery.start_soon(self._store_deliveries)
                 nursery.start_soon(self._admission_loop)
                 nursery.start_soon(self._epoch_loop)
-                nursery.start_soon(self._executions_loop)
                 for service in self.services:
                     await nursery.start(service.run)
                 self.api_port = await nursery.start(self.api.run)
@@ -253,9 +251,9 @@ class MeshNode:
             for item, outcome in zip(batch, outcomes, strict=True):
                 if not item.local:
                     self.router.complete(outcome.msg_id, outcome.wire)
-            await self._run_executions()
+            await self.run_executions()
 
-    async def _run_executions(self) -> None:
+    async def run_executions(self) -> None:
         """Executions admitted so far, after their verdicts went out; publish the results."""
         if self.zones.pending_executions:
             follow_ups = await self.db(self.zones.run_executions, wall_epoch(time.time()))
@@ -267,12 +265,6 @@ class MeshNode:
                 self.router.publish(topic, data)
             except PublishError as exc:
                 log.warning("cannot publish a follow-up", extra={"error": exc.describe()})
-
-    async def _executions_loop(self) -> None:
-        """Executions admitted by other paths (sync) run within EXECUTIONS_POLL_S."""
-        while True:
-            await trio.sleep(EXECUTIONS_POLL_S)
-            await self._run_executions()
 
     async def _epoch_loop(self) -> None:
         """Advance the DDH once per epoch (persisted before it is used)."""
@@ -298,7 +290,7 @@ class MeshNode:
             msg_id, peers = self.router.publish(agents_topic(zone), envelope)
         except PublishError as exc:
             raise ApiError(409, exc.describe()) from None
-        self._nursery_soon(self._run_executions)
+        self._nursery_soon(self.run_executions)
         return outcome, msg_id, peers
 
     def _nursery_soon(self, fn: Callable[[], Any]) -> None:
@@ -707,7 +699,7 @@ class MeshNode:
             out["publish_error"] = exc.describe()
         else:
             out.update(published=True, msg_id=msg_id.hex(), peers=peers)
-        self._nursery_soon(self._run_executions)
+        self._nursery_soon(self.run_executions)
         return json_response(out)
 
     async def _override(self, request: Request) -> Response:

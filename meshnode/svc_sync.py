@@ -259,13 +259,12 @@ class SyncService:
             outcomes = await self.node.db(self.node.zones.process, items, current_epoch())
             ok_here = sum(1 for o in outcomes if o.wire is WireVerdict.ACCEPT)
             accepted += ok_here
-            # a state this node hosts is executed by the node's executions loop (and its new
-            # state published there), as for gossiped ones
             log.info(
                 "sync admitted states",
                 extra={"zone": zone, "received": len(items), "accepted": ok_here},
             )
         self.counters.states_accepted += accepted
+        await self.node.run_executions()  # states this node hosts, as after gossip admission
         if accepted:
             self._heads_cache = None
         return accepted

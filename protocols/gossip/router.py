@@ -254,7 +254,9 @@ class GossipRouter:
         for t in self._tracers:
             t.behaviour_penalty(peer, count, reason, self._now)
 
-    def _graft_trace(self, peer: PeerId, topic: str) -> None:
+    def _grafted(self, peer: PeerId, topic: str) -> None:
+        """``peer`` joined our mesh for ``topic`` (any way): note it for the next heartbeat's
+        IHAVE to new mesh peers, and tell the tracers."""
         self._fresh.setdefault(topic, set()).add(peer)
         for t in self._tracers:
             t.graft(peer, topic, self._now)
@@ -348,7 +350,7 @@ class GossipRouter:
             )
         ov.mesh[topic] = peers
         for p in sorted(peers):
-            self._graft_trace(p, topic)
+            self._grafted(p, topic)
             self._parts(p).graft.append(Graft(topic))
 
     def _can_graft(self, topic: str, peer: PeerId) -> bool:
@@ -688,7 +690,7 @@ class GossipRouter:
                 prunes.append(topic)
                 ov.add_backoff(topic, peer, now + p.prune_backoff)
                 continue
-            self._graft_trace(peer, topic)
+            self._grafted(peer, topic)
             mesh.add(peer)
         if prunes:
             parts = self._parts(peer)
@@ -822,7 +824,7 @@ class GossipRouter:
                     )
                 )
         for q in to_graft:
-            self._graft_trace(q, topic)
+            self._grafted(q, topic)
             self._parts(q).graft.append(Graft(topic))
         for q in to_prune:
             self._prune_trace(q, topic)
